@@ -1,4 +1,84 @@
-//! The command line: one file per subcommand; `main` maps results to exit codes 0/1/2.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+//! The command line: one file per subcommand behind one enum. `main` parses flags, sets up
+//! tracing, runs the command and maps its result to the documented exit codes:
+//! 0 success / no differences, 1 differences or a failed rollout, 2 any error.
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+pub mod preview;
+pub mod sync;
+
+/// Exit status of a command that ran to the end (errors are always 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: done; nothing differs; every rollout completed.
+    Ok = 0,
+    /// 1: differences found (diff, preview) or a rollout failed/timed out (sync).
+    Changes = 1,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "kubesync", version, about = "Keeps a Kubernetes cluster equal to a git repository, and understands Deployment rollouts")]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing `EnvFilter` syntax), also `KUBESYNC_LOG`.
+    #[arg(long, global = true, env = "KUBESYNC_LOG", default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Say what a change between two commits will do, with no cluster: objects and rollouts.
+    Preview(preview::Args),
+    /// Apply a commit to the cluster and wait for its rollouts.
+    Sync(sync::SyncArgs),
+    /// Show what a sync would change in the live cluster (server-side apply dry-run).
+    Diff(sync::DiffArgs),
+}
+
+/// Entry point used by `main.rs`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Preview(args) => preview::run(args).await,
+            Command::Sync(args) => sync::run_sync(args).await,
+            Command::Diff(args) => sync::run_diff(args).await,
+        }
+    });
+    match result {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(format!("{},notify=warn,hyper=warn,kube=warn,tower=warn", cli.log))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
 }
