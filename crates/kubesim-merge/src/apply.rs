@@ -1,0 +1,1059 @@
+//! Server-side apply (structured merge with field ownership) and the `managedFields`
+//! bookkeeping of every other write.
+//!
+//! Owns: merging an applied configuration into the live object per [`crate::schema`], the
+//! applier's owned set, removal of fields it stopped applying, conflict detection and `force`,
+//! and the `metadata.managedFields` entries (FieldsV1, the 10-Update-entry cap).
+//! Must not: default, validate, bump generation/resourceVersion or read a clock — the caller
+//! passes the time and does those on the returned object.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Map, Value};
+
+use crate::fieldset::{
+    FieldSet, field_element, item_key, item_keys, key_index, render_element, value_key,
+};
+use crate::schema::{ListType, Schema};
+
+/// The parameters of one apply request.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyRequest<'a> {
+    /// The `fieldManager` query parameter.
+    pub manager: &'a str,
+    /// `force=true`: take ownership of conflicting fields instead of failing.
+    pub force: bool,
+    /// The endpoint's `group/version`, recorded in the manager's entry.
+    pub api_version: &'a str,
+    /// `Some("status")` for applies to `/status`; only `status` is applied then.
+    pub subresource: Option<&'a str>,
+    /// RFC 3339 time recorded when the manager's entry changes.
+    pub time: &'a str,
+}
+
+/// One `details.causes[]` entry of an apply conflict (reason `FieldManagerConflict`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConflictCause {
+    /// `conflict with "kube-controller-manager" using apps/v1`
+    pub message: String,
+    /// `.spec.replicas`
+    pub field: String,
+}
+
+/// Why an apply was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// 409 Conflict: fields whose values differ are owned by other managers (and no `force`).
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        causes: Vec<ConflictCause>,
+    },
+    /// 400 BadRequest: the applied configuration is unusable (duplicate map-list keys,
+    /// `metadata.managedFields` present, not an object, …).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ApplyError {
+    /// The Status `message`.
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+
+    /// The HTTP status for the Status object.
+    pub fn code(&self) -> u16 {
+        match self {
+            ApplyError::Conflict { .. } => 409,
+            ApplyError::Invalid(_) => 400,
+        }
+    }
+
+    /// A fixed label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApplyError::Conflict { .. } => "conflict",
+            ApplyError::Invalid(_) => "invalid",
+        }
+    }
+}
+
+/// `metadata` fields nobody owns (stripped from every field set).
+const UNOWNED_METADATA: &[&str] = &[
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "selfLink",
+];
+
+/// Maps that get a `.` member when a non-apply write adds them (pointer structs and Go maps,
+/// as the apiserver's comparison of typed objects reports them).
+const DOTTED_MAPS: &[&str] = &[
+    "labels",
+    "annotations",
+    "nodeSelector",
+    "data",
+    "binaryData",
+    "stringData",
+    "matchLabels",
+    "limits",
+    "requests",
+    "rollingUpdate",
+    "selector",
+];
+
+/// Which part of the object a write may touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// The main resource: `status` is ignored.
+    Main,
+    /// The `/status` subresource: only `status` counts.
+    Status,
+}
+
+impl Scope {
+    fn of(subresource: Option<&str>) -> Scope {
+        if subresource == Some("status") {
+            Scope::Status
+        } else {
+            Scope::Main
+        }
+    }
+
+    /// Whether `key` under `path` is outside every field set.
+    fn ignores(self, path: &[&str], key: &str) -> bool {
+        match path {
+            [] => {
+                key == "apiVersion"
+                    || key == "kind"
+                    || match self {
+                        Scope::Main => key == "status",
+                        Scope::Status => key != "status",
+                    }
+            }
+            ["metadata"] => UNOWNED_METADATA.contains(&key),
+            _ => false,
+        }
+    }
+}
+
+/// Server-side apply of `applied` (the request body as JSON) onto `live` (`None` = create).
+///
+/// Returns the merged object (not defaulted: the caller defaults and validates afterwards) with
+/// `metadata.managedFields` updated. A no-op apply returns `live` unchanged (same
+/// managedFields, same times).
+pub fn apply(
+    live: Option<&Value>,
+    applied: &Value,
+    req: &ApplyRequest,
+) -> Result<Value, ApplyError> {
+    let Value::Object(applied_obj) = applied else {
+        return Err(ApplyError::Invalid(
+            "apply patch must be a JSON object".into(),
+        ));
+    };
+    if applied_obj
+        .get("metadata")
+        .and_then(|m| m.get("managedFields"))
+        .is_some_and(|v| !v.is_null())
+    {
+        return Err(ApplyError::Invalid(
+            "metadata.managedFields must be nil".into(),
+        ));
+    }
+    let str_field = |name: &str| {
+        applied_obj
+            .get(name)
+            .and_then(Value::as_str)
+            .or_else(|| live.and_then(|l| l.get(name)).and_then(Value::as_str))
+    };
+    let api_version = str_field("apiVersion").unwrap_or(req.api_version);
+    let kind = str_field("kind").unwrap_or("");
+    let schema = Schema::for_kind(api_version, kind);
+    let scope = Scope::of(req.subresource);
+
+    let cfg = sanitize(scope, applied);
+    let mut new_set = FieldSet::default();
+    if let Value::Object(m) = &cfg {
+        let mut path = Vec::new();
+        for (k, v) in m {
+            path.push(k.as_str());
+            let node = new_set.children.entry(field_element(k)).or_default();
+            config_fields(&schema, &mut path, v, node).map_err(|e| {
+                let meta = applied.get("metadata");
+                let get = |f: &str| {
+                    meta.and_then(|m| m.get(f))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                };
+                ApplyError::Invalid(format!(
+                    "failed to create typed patch object ({}/{}; {api_version}, Kind={kind}): {e}",
+                    get("namespace"),
+                    get("name")
+                ))
+            })?;
+            path.pop();
+        }
+    }
+
+    let mut merged = match live {
+        Some(l) => l.clone(),
+        None => skeleton(applied_obj),
+    };
+    merge_into(&schema, &mut Vec::new(), &mut merged, &cfg);
+
+    let mut entries = parse_entries(live.and_then(managed_fields_of));
+    let me = entries.iter().position(|e| {
+        e.operation == "Apply"
+            && e.manager == req.manager
+            && e.subresource.as_deref() == req.subresource
+    });
+    let last = me.map(|i| std::mem::take(&mut entries[i].fields));
+    let mut others = FieldSet::default();
+    for (j, e) in entries.iter().enumerate() {
+        if Some(j) != me {
+            others.union_with(&e.fields);
+        }
+    }
+    if let Some(last) = &last {
+        let removal = last.difference(&new_set);
+        if !removal.is_empty() {
+            prune(
+                &schema,
+                &mut Vec::new(),
+                &mut merged,
+                &removal,
+                Some(&others),
+                Some(&new_set),
+            );
+        }
+    }
+
+    let changed = changed_fields(&schema, &mut Vec::new(), &new_set, live, Some(&merged));
+    let conflicts: Vec<(usize, FieldSet)> = entries
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| Some(*j) != me)
+        .map(|(j, e)| (j, e.fields.intersection(&changed)))
+        .filter(|(_, c)| !c.is_empty())
+        .collect();
+    if !conflicts.is_empty() && !req.force {
+        return Err(conflict_error(&entries, &conflicts));
+    }
+    for (j, c) in &conflicts {
+        entries[*j].fields = entries[*j].fields.difference(c);
+    }
+
+    let object_changed = live.is_none_or(|l| *l != merged);
+    match me {
+        Some(i) => {
+            let set_changed = last.as_ref() != Some(&new_set);
+            let e = &mut entries[i];
+            e.fields = new_set;
+            if set_changed || object_changed {
+                e.time = Some(req.time.to_owned());
+                e.api_version = req.api_version.to_owned();
+            }
+        }
+        None => entries.push(Entry {
+            manager: req.manager.to_owned(),
+            operation: "Apply".to_owned(),
+            api_version: req.api_version.to_owned(),
+            time: Some(req.time.to_owned()),
+            subresource: req.subresource.map(str::to_owned),
+            fields: new_set,
+        }),
+    }
+    set_managed_fields(&mut merged, encode_entries(entries));
+    if let Some(l) = live
+        && *l == merged
+    {
+        return Ok(l.clone());
+    }
+    Ok(merged)
+}
+
+/// managedFields bookkeeping for a non-apply write (create, PUT, merge/JSON/strategic patch,
+/// controller writes): returns `new` with the manager's Update entry owning every field whose
+/// value changed (on create: every field present), those fields taken from other entries, empty
+/// entries dropped and at most 10 Update entries (older ones merged into `ancient-changes`).
+pub fn record_update(
+    old: Option<&Value>,
+    new: &Value,
+    manager: &str,
+    api_version: &str,
+    subresource: Option<&str>,
+    time: &str,
+) -> Value {
+    let mut out = new.clone();
+    if !new.is_object() {
+        return out;
+    }
+    let kind = new.get("kind").and_then(Value::as_str).unwrap_or("");
+    let schema_version = new
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or(api_version);
+    let schema = Schema::for_kind(schema_version, kind);
+    let scope = Scope::of(subresource);
+    let mut changed = FieldSet::default();
+    let mut removed = FieldSet::default();
+    diff(
+        &schema,
+        scope,
+        &mut Vec::new(),
+        old,
+        new,
+        &mut changed,
+        &mut removed,
+    );
+
+    // A write that carries managedFields different from the stored ones replaces them (how
+    // clients reset ownership); otherwise the stored ones carry over.
+    let old_mf = old.and_then(managed_fields_of);
+    let source = match managed_fields_of(new) {
+        Some(n) if old_mf != Some(n) => Some(n),
+        _ => old_mf,
+    };
+    if changed.is_empty() && removed.is_empty() {
+        match source {
+            Some(mf) => set_managed_fields(&mut out, mf.clone()),
+            None => set_managed_fields(&mut out, Value::Array(Vec::new())),
+        }
+        return out;
+    }
+    let mut entries = parse_entries(source);
+    let mine = |e: &Entry| {
+        e.operation == "Update"
+            && e.manager == manager
+            && e.api_version == api_version
+            && e.subresource.as_deref() == subresource
+    };
+    for e in &mut entries {
+        if !changed.is_empty() && !mine(e) {
+            e.fields = e.fields.difference(&changed);
+        }
+        if !removed.is_empty() {
+            e.fields.remove_subtrees(&removed);
+        }
+    }
+    if !changed.is_empty() {
+        match entries.iter_mut().find(|e| mine(e)) {
+            Some(e) => {
+                e.fields.union_with(&changed);
+                e.time = Some(time.to_owned());
+            }
+            None => entries.push(Entry {
+                manager: manager.to_owned(),
+                operation: "Update".to_owned(),
+                api_version: api_version.to_owned(),
+                time: Some(time.to_owned()),
+                subresource: subresource.map(str::to_owned),
+                fields: changed,
+            }),
+        }
+    }
+    cap_updates(&mut entries);
+    set_managed_fields(&mut out, encode_entries(entries));
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// managedFields entries
+
+#[derive(Debug, Clone)]
+struct Entry {
+    manager: String,
+    operation: String,
+    api_version: String,
+    time: Option<String>,
+    subresource: Option<String>,
+    fields: FieldSet,
+}
+
+/// How a manager is named in conflict messages (the apiserver's `printManager`).
+fn render_manager(e: &Entry) -> String {
+    let mut s = format!("{:?}", e.manager);
+    if let Some(sub) = &e.subresource {
+        s.push_str(&format!(" with subresource {sub:?}"));
+    }
+    if e.operation == "Update" {
+        s.push_str(" using ");
+        s.push_str(&e.api_version);
+    }
+    s
+}
+
+fn managed_fields_of(obj: &Value) -> Option<&Value> {
+    obj.get("metadata")?
+        .get("managedFields")
+        .filter(|v| !v.is_null())
+}
+
+fn parse_entries(mf: Option<&Value>) -> Vec<Entry> {
+    let Some(Value::Array(items)) = mf else {
+        return Vec::new();
+    };
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    items
+        .iter()
+        .filter(|v| v.is_object())
+        .map(|v| Entry {
+            manager: s(v, "manager").unwrap_or_default(),
+            operation: s(v, "operation").unwrap_or_default(),
+            api_version: s(v, "apiVersion").unwrap_or_default(),
+            time: s(v, "time"),
+            subresource: s(v, "subresource").filter(|s| !s.is_empty()),
+            fields: v
+                .get("fieldsV1")
+                .map(FieldSet::from_fields_v1)
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Drops empty entries and encodes the rest in the apiserver's order (Apply before Update, then
+/// by time, manager, apiVersion, subresource).
+fn encode_entries(mut entries: Vec<Entry>) -> Value {
+    entries.retain(|e| !e.fields.is_empty());
+    entries.sort_by(|a, b| {
+        (
+            &a.operation,
+            &a.time,
+            &a.manager,
+            &a.api_version,
+            &a.subresource,
+        )
+            .cmp(&(
+                &b.operation,
+                &b.time,
+                &b.manager,
+                &b.api_version,
+                &b.subresource,
+            ))
+    });
+    Value::Array(
+        entries
+            .into_iter()
+            .map(|e| {
+                let mut m = Map::new();
+                m.insert("manager".into(), Value::String(e.manager));
+                m.insert("operation".into(), Value::String(e.operation));
+                m.insert("apiVersion".into(), Value::String(e.api_version));
+                if let Some(t) = e.time {
+                    m.insert("time".into(), Value::String(t));
+                }
+                m.insert("fieldsType".into(), Value::String("FieldsV1".into()));
+                m.insert("fieldsV1".into(), e.fields.to_fields_v1());
+                if let Some(sub) = e.subresource {
+                    m.insert("subresource".into(), Value::String(sub));
+                }
+                Value::Object(m)
+            })
+            .collect(),
+    )
+}
+
+/// Writes `metadata.managedFields` (removing it when there are no entries).
+fn set_managed_fields(obj: &mut Value, mf: Value) {
+    let Value::Object(root) = obj else { return };
+    let empty = mf.as_array().is_some_and(Vec::is_empty);
+    match root.get_mut("metadata") {
+        Some(Value::Object(meta)) => {
+            if empty {
+                meta.shift_remove("managedFields");
+            } else {
+                meta.insert("managedFields".into(), mf);
+            }
+        }
+        _ if !empty => {
+            let mut meta = Map::new();
+            meta.insert("managedFields".into(), mf);
+            root.insert("metadata".into(), Value::Object(meta));
+        }
+        _ => {}
+    }
+}
+
+/// Keeps at most 10 Update entries by merging the oldest into one `ancient-changes` entry.
+fn cap_updates(entries: &mut Vec<Entry>) {
+    const MAX_UPDATE_ENTRIES: usize = 10;
+    entries.retain(|e| !e.fields.is_empty());
+    let mut updates: Vec<usize> = (0..entries.len())
+        .filter(|&i| entries[i].operation == "Update")
+        .collect();
+    if updates.len() <= MAX_UPDATE_ENTRIES {
+        return;
+    }
+    updates.sort_by(|&a, &b| {
+        (&entries[a].time, &entries[a].manager).cmp(&(&entries[b].time, &entries[b].manager))
+    });
+    let merge: Vec<usize> = updates[..updates.len() - MAX_UPDATE_ENTRIES + 1].to_vec();
+    let mut bucket = Entry {
+        manager: "ancient-changes".into(),
+        operation: "Update".into(),
+        api_version: String::new(),
+        time: None,
+        subresource: None,
+        fields: FieldSet::default(),
+    };
+    for &i in &merge {
+        let e = &entries[i];
+        bucket.fields.union_with(&e.fields);
+        bucket.api_version = e.api_version.clone();
+        bucket.time = e.time.clone();
+    }
+    let drop: HashSet<usize> = merge.into_iter().collect();
+    let mut i = 0;
+    entries.retain(|_| {
+        let keep = !drop.contains(&i);
+        i += 1;
+        keep
+    });
+    entries.push(bucket);
+}
+
+fn conflict_error(entries: &[Entry], conflicts: &[(usize, FieldSet)]) -> ApplyError {
+    let mut by_manager: Vec<(String, Vec<String>)> = conflicts
+        .iter()
+        .map(|(j, set)| (render_manager(&entries[*j]), set.member_paths()))
+        .collect();
+    by_manager.sort();
+    let total: usize = by_manager.iter().map(|(_, p)| p.len()).sum();
+    let mut causes = Vec::with_capacity(total);
+    for (m, paths) in &by_manager {
+        for p in paths {
+            causes.push(ConflictCause {
+                message: format!("conflict with {m}"),
+                field: p.clone(),
+            });
+        }
+    }
+    let message = if total == 1 {
+        format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            by_manager[0].0, causes[0].field
+        )
+    } else {
+        let mut lines = Vec::new();
+        for (m, paths) in &by_manager {
+            lines.push(format!("conflicts with {m}:"));
+            lines.extend(paths.iter().map(|p| format!("- {p}")));
+        }
+        format!("Apply failed with {total} conflicts: {}", lines.join("\n"))
+    };
+    ApplyError::Conflict { message, causes }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The applied configuration
+
+/// The applied config without unowned fields, the ignored half of the object (status or
+/// everything but status) and `null`s.
+fn sanitize(scope: Scope, applied: &Value) -> Value {
+    let Value::Object(m) = applied else {
+        return Value::Object(Map::new());
+    };
+    let mut out = Map::new();
+    for (k, v) in m {
+        if v.is_null() || scope.ignores(&[], k) {
+            continue;
+        }
+        if k == "metadata"
+            && let Value::Object(meta) = v
+        {
+            let md: Map<String, Value> = meta
+                .iter()
+                .filter(|(mk, mv)| !mv.is_null() && !scope.ignores(&["metadata"], mk))
+                .map(|(mk, mv)| (mk.clone(), strip_nulls(mv)))
+                .collect();
+            out.insert(k.clone(), Value::Object(md));
+            continue;
+        }
+        out.insert(k.clone(), strip_nulls(v));
+    }
+    Value::Object(out)
+}
+
+fn strip_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), strip_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(strip_nulls).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The start of a created object: apiVersion, kind, metadata.name/namespace from the body.
+fn skeleton(applied: &Map<String, Value>) -> Value {
+    let mut root = Map::new();
+    for k in ["apiVersion", "kind"] {
+        if let Some(v) = applied.get(k).filter(|v| !v.is_null()) {
+            root.insert(k.into(), v.clone());
+        }
+    }
+    let mut meta = Map::new();
+    if let Some(Value::Object(m)) = applied.get("metadata") {
+        for k in ["name", "namespace"] {
+            if let Some(v) = m.get(k).filter(|v| !v.is_null()) {
+                meta.insert(k.into(), v.clone());
+            }
+        }
+    }
+    root.insert("metadata".into(), Value::Object(meta));
+    Value::Object(root)
+}
+
+fn dotted_path(path: &[&str]) -> String {
+    let mut s = String::new();
+    for p in path {
+        s.push('.');
+        s.push_str(p);
+    }
+    s
+}
+
+/// The field set of a configuration value (`node` is the value's own node): leaves, list items
+/// with their `.`, no `.` on maps. Rejects duplicate and keyless map-list items.
+fn config_fields<'a>(
+    schema: &Schema,
+    path: &mut Vec<&'a str>,
+    v: &'a Value,
+    node: &mut FieldSet,
+) -> Result<(), String> {
+    match v {
+        Value::Object(m) if !m.is_empty() && !schema.is_atomic_map(path) => {
+            for (k, c) in m {
+                path.push(k);
+                let child = node.children.entry(field_element(k)).or_default();
+                config_fields(schema, path, c, child)?;
+                path.pop();
+            }
+        }
+        Value::Array(items) if !items.is_empty() => match schema.list_type(path) {
+            ListType::Atomic => node.member = true,
+            ListType::Set => {
+                for item in items {
+                    let key = value_key(item);
+                    if node.children.contains_key(&key) {
+                        let mut r = String::new();
+                        render_element(&key, &mut r);
+                        return Err(format!(
+                            "{}: duplicate entries for key {r}",
+                            dotted_path(path)
+                        ));
+                    }
+                    node.children.insert(key, FieldSet::leaf());
+                }
+            }
+            ListType::Map(keys) => {
+                for (i, item) in items.iter().enumerate() {
+                    let Some(key) = item_key(item, keys) else {
+                        return Err(format!(
+                            "{}: element {i}: associative list with keys has an element that omits key field {:?} (and doesn't have default value)",
+                            dotted_path(path),
+                            keys.iter()
+                                .find(|k| item.get(**k).is_none())
+                                .copied()
+                                .unwrap_or("")
+                        ));
+                    };
+                    if node.children.contains_key(&key) {
+                        let mut r = String::new();
+                        render_element(&key, &mut r);
+                        return Err(format!(
+                            "{}: duplicate entries for key {r}",
+                            dotted_path(path)
+                        ));
+                    }
+                    let mut child = FieldSet::leaf();
+                    if let Value::Object(m) = item {
+                        for (k, c) in m {
+                            path.push(k);
+                            let grand = child.children.entry(field_element(k)).or_default();
+                            config_fields(schema, path, c, grand)?;
+                            path.pop();
+                        }
+                    }
+                    node.children.insert(key, child);
+                }
+            }
+        },
+        _ => node.member = true,
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Structured merge
+
+/// Merges `cfg` into `target` per the schema: granular maps recursively, map-lists and sets by
+/// item identity (structured-merge-diff's ordering), everything else replaced.
+fn merge_into<'a>(schema: &Schema, path: &mut Vec<&'a str>, target: &mut Value, cfg: &'a Value) {
+    match (target, cfg) {
+        (Value::Object(t), Value::Object(c)) if !schema.is_atomic_map(path) => {
+            for (k, v) in c {
+                path.push(k);
+                match t.get_mut(k) {
+                    Some(tv) => merge_into(schema, path, tv, v),
+                    None => {
+                        t.insert(k.clone(), v.clone());
+                    }
+                }
+                path.pop();
+            }
+        }
+        (Value::Array(t), Value::Array(c)) => match item_keys(schema, path, c) {
+            Some(rkeys) => {
+                let lkeys = item_keys(schema, path, t).unwrap_or_default();
+                merge_list(schema, path, t, c, &lkeys, &rkeys);
+            }
+            None => *t = c.clone(),
+        },
+        (t, c) => *t = c.clone(),
+    }
+}
+
+/// structured-merge-diff's `visitListItems` ordering: shared items follow the applied order,
+/// live-only items stay where they were, applied-only items go after their predecessor.
+fn merge_list<'a>(
+    schema: &Schema,
+    path: &mut Vec<&'a str>,
+    target: &mut Vec<Value>,
+    cfg: &'a [Value],
+    lkeys: &[String],
+    rkeys: &[String],
+) {
+    let lidx = key_index(lkeys);
+    let ridx = key_index(rkeys);
+    let mut slots: Vec<Option<Value>> = std::mem::take(target).into_iter().map(Some).collect();
+    let mut out = Vec::with_capacity(slots.len().max(cfg.len()));
+    let mut shared = rkeys
+        .iter()
+        .filter(|k| lidx.contains_key(k.as_str()))
+        .map(String::as_str)
+        .collect::<std::collections::VecDeque<&str>>();
+    let mut next_shared = shared.pop_front();
+    let mut merged_rhs: HashSet<&str> = HashSet::with_capacity(rkeys.len());
+    let (llen, rlen) = (lkeys.len(), rkeys.len());
+    let (mut li, mut ri) = (0, 0);
+    let take_merged =
+        |slots: &mut Vec<Option<Value>>, key: &str, ri: usize, path: &mut Vec<&'a str>| match lidx
+            .get(key)
+            .and_then(|&i| slots[i].take())
+        {
+            Some(mut l) => {
+                merge_into(schema, path, &mut l, &cfg[ri]);
+                l
+            }
+            None => cfg[ri].clone(),
+        };
+    while li < llen || ri < rlen {
+        if li < llen && ri < rlen {
+            if lkeys[li] == rkeys[ri] {
+                merged_rhs.insert(&rkeys[ri]);
+                let item = match slots[li].take() {
+                    Some(mut l) => {
+                        merge_into(schema, path, &mut l, &cfg[ri]);
+                        l
+                    }
+                    None => cfg[ri].clone(),
+                };
+                out.push(item);
+                li += 1;
+                ri += 1;
+                next_shared = shared.pop_front();
+                continue;
+            }
+            if ridx.contains_key(lkeys[li].as_str()) && next_shared.is_some_and(|n| n != lkeys[li])
+            {
+                li += 1;
+                continue;
+            }
+        }
+        if li < llen {
+            let key = lkeys[li].as_str();
+            if !ridx.contains_key(key) {
+                if let Some(v) = slots[li].take() {
+                    out.push(v);
+                }
+                li += 1;
+                continue;
+            } else if merged_rhs.contains(key) {
+                li += 1;
+                continue;
+            }
+        }
+        if ri < rlen {
+            let key = rkeys[ri].as_str();
+            merged_rhs.insert(key);
+            out.push(take_merged(&mut slots, key, ri, path));
+            ri += 1;
+            if next_shared == Some(key) {
+                next_shared = shared.pop_front();
+            }
+        } else {
+            // Only reachable with duplicate live keys: keep whatever is left.
+            li += 1;
+        }
+    }
+    *target = out;
+}
+
+/// Removes from `value` every member of `removal` that no other manager owns (`others`),
+/// dropping maps and lists left empty unless the applier still owns them (`keep`). Returns
+/// whether anything was removed.
+fn prune<'a>(
+    schema: &Schema,
+    path: &mut Vec<&'a str>,
+    value: &mut Value,
+    removal: &'a FieldSet,
+    others: Option<&FieldSet>,
+    keep: Option<&FieldSet>,
+) -> bool {
+    let mut changed = false;
+    match value {
+        Value::Object(m) => {
+            for (key, rnode) in &removal.children {
+                let Some(name) = key.strip_prefix("f:") else {
+                    continue;
+                };
+                let o = others.and_then(|o| o.children.get(key));
+                let kp = keep.and_then(|k| k.children.get(key));
+                if rnode.member && o.is_none_or(FieldSet::is_empty) {
+                    changed |= m.shift_remove(name).is_some();
+                } else if !rnode.children.is_empty()
+                    && let Some(child) = m.get_mut(name)
+                {
+                    path.push(name);
+                    let c = prune(schema, path, child, rnode, o, kp);
+                    path.pop();
+                    if c {
+                        changed = true;
+                        if is_empty_container(child) && kp.is_none() {
+                            m.shift_remove(name);
+                        }
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            let Some(keys) = item_keys(schema, path, items) else {
+                return false;
+            };
+            let idx: HashMap<&str, usize> = key_index(&keys);
+            let mut drop = Vec::new();
+            for (key, rnode) in &removal.children {
+                let Some(&i) = idx.get(key.as_str()) else {
+                    continue;
+                };
+                let o = others.and_then(|o| o.children.get(key));
+                let kp = keep.and_then(|k| k.children.get(key));
+                if rnode.member && o.is_none_or(FieldSet::is_empty) {
+                    drop.push(i);
+                } else if !rnode.children.is_empty() {
+                    changed |= prune(schema, path, &mut items[i], rnode, o, kp);
+                }
+            }
+            if !drop.is_empty() {
+                changed = true;
+                drop.sort_unstable();
+                for i in drop.into_iter().rev() {
+                    items.remove(i);
+                }
+            }
+        }
+        _ => {}
+    }
+    changed
+}
+
+fn is_empty_container(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+/// Looks children up by encoded path element in an object or keyed list.
+enum Children<'v> {
+    None,
+    Object(&'v Map<String, Value>),
+    List(&'v [Value], HashMap<String, usize>),
+}
+
+impl<'v> Children<'v> {
+    fn of(schema: &Schema, path: &[&str], v: Option<&'v Value>) -> Children<'v> {
+        match v {
+            Some(Value::Object(m)) => Children::Object(m),
+            Some(Value::Array(a)) => match item_keys(schema, path, a) {
+                Some(keys) => {
+                    let mut idx = HashMap::with_capacity(keys.len());
+                    for (i, k) in keys.into_iter().enumerate() {
+                        idx.entry(k).or_insert(i);
+                    }
+                    Children::List(a, idx)
+                }
+                None => Children::None,
+            },
+            _ => Children::None,
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&'v Value> {
+        match self {
+            Children::None => None,
+            Children::Object(m) => m.get(key.strip_prefix("f:")?),
+            Children::List(a, idx) => idx.get(key).and_then(|&i| a.get(i)),
+        }
+    }
+}
+
+/// The members of the applied set `a` whose value differs between `live` and `merged` (leaves
+/// compared by value; list items count as changed only when added).
+fn changed_fields<'a>(
+    schema: &Schema,
+    path: &mut Vec<&'a str>,
+    a: &'a FieldSet,
+    live: Option<&Value>,
+    merged: Option<&Value>,
+) -> FieldSet {
+    let mut out = FieldSet::default();
+    if a.member {
+        out.member = if a.children.is_empty() {
+            live != merged
+        } else {
+            live.is_none()
+        };
+    }
+    if a.children.is_empty() {
+        return out;
+    }
+    let lc = Children::of(schema, path, live);
+    let mc = Children::of(schema, path, merged);
+    for (key, ac) in &a.children {
+        let field = key.strip_prefix("f:");
+        if let Some(f) = field {
+            path.push(f);
+        }
+        let c = changed_fields(schema, path, ac, lc.get(key), mc.get(key));
+        if field.is_some() {
+            path.pop();
+        }
+        if !c.is_empty() {
+            out.children.insert(key.clone(), c);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparison for non-apply writes
+
+/// Compares `old` and `new` (the value at `path`): `changed` gets added/modified fields (added
+/// list items and added maps of [`DOTTED_MAPS`] with their `.`), `removed` the removed ones.
+fn diff<'a>(
+    schema: &Schema,
+    scope: Scope,
+    path: &mut Vec<&'a str>,
+    old: Option<&Value>,
+    new: &'a Value,
+    changed: &mut FieldSet,
+    removed: &mut FieldSet,
+) {
+    match new {
+        Value::Object(n) if !n.is_empty() && !schema.is_atomic_map(path) => {
+            let old_obj = old.and_then(Value::as_object);
+            if old_obj.is_none() && path.last().is_some_and(|l| DOTTED_MAPS.contains(l)) {
+                changed.member = true;
+            }
+            for (k, nv) in n {
+                if scope.ignores(path, k) {
+                    continue;
+                }
+                path.push(k);
+                let mut c = FieldSet::default();
+                let mut r = FieldSet::default();
+                diff(
+                    schema,
+                    scope,
+                    path,
+                    old_obj.and_then(|o| o.get(k)),
+                    nv,
+                    &mut c,
+                    &mut r,
+                );
+                path.pop();
+                let key = field_element(k);
+                if !r.is_empty() {
+                    removed.children.insert(key.clone(), r);
+                }
+                if !c.is_empty() {
+                    changed.children.insert(key, c);
+                }
+            }
+            if let Some(o) = old_obj {
+                for k in o.keys() {
+                    if !n.contains_key(k) && !scope.ignores(path, k) {
+                        removed.children.insert(field_element(k), FieldSet::leaf());
+                    }
+                }
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            let keys = item_keys(schema, path, items).filter(|keys| {
+                !keys.iter().any(|k| k.starts_with("i:")) && key_index(keys).len() == keys.len()
+            });
+            let Some(keys) = keys else {
+                if old != Some(new) {
+                    changed.member = true;
+                }
+                return;
+            };
+            let old_children = Children::of(schema, path, old);
+            for (item, key) in items.iter().zip(&keys) {
+                let ov = old_children.get(key);
+                let mut c = FieldSet::default();
+                let mut r = FieldSet::default();
+                if item.is_object() {
+                    diff(schema, scope, path, ov, item, &mut c, &mut r);
+                } else if ov != Some(item) {
+                    c.member = true;
+                }
+                if ov.is_none() {
+                    c.member = true;
+                }
+                if !r.is_empty() {
+                    removed.children.insert(key.clone(), r);
+                }
+                if !c.is_empty() {
+                    changed.children.insert(key.clone(), c);
+                }
+            }
+            if let Some(Value::Array(old_items)) = old
+                && let Some(old_keys) = item_keys(schema, path, old_items)
+            {
+                let new_idx = key_index(&keys);
+                for k in old_keys {
+                    if !new_idx.contains_key(k.as_str()) {
+                        removed.children.insert(k, FieldSet::leaf());
+                    }
+                }
+            }
+        }
+        _ => {
+            if old != Some(new) {
+                changed.member = true;
+            }
+        }
+    }
+}
