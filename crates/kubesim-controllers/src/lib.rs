@@ -11,6 +11,20 @@
 
 use serde_json::Value;
 
+/// The Deployment controller.
+pub mod deployment;
+/// The EndpointSlice/Endpoints controller for one Service.
+pub mod endpoints;
+/// Background garbage collection of orphaned dependents.
+pub mod gc;
+/// Scheduler + kubelet simulation and the simulated Node.
+pub mod kubelet;
+mod obj;
+/// The ReplicaSet controller.
+pub mod replicaset;
+#[cfg(test)]
+mod sim;
+
 pub use jiff::Timestamp;
 
 /// A write a controller wants the driver to make through the store (as an API request
