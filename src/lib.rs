@@ -22,3 +22,5 @@ pub mod rollout;
 pub mod agent;
 /// Text, JSON and Markdown renderers.
 pub mod report;
+/// Cluster selection: kubeconfig, in-cluster, or the embedded kubesim cluster.
+pub mod cluster;

@@ -1,1 +1,714 @@
-//! (in progress)
+//! Writes to the cluster: resolving kinds through discovery, listing the managed live objects,
+//! deciding per object create/update/unchanged, server-side apply in stages, prune, and the
+//! inventory.
+//!
+//! Owns every request a sync or diff makes except the rollout watch (`rollout`). Pure parts
+//! live in submodules (`order`, `noop`, `prune`, `inventory`, `retry`). Must not: write an
+//! object whose content is unchanged, write anything before the whole commit is validated,
+//! or touch an object without this source's ownership labels when pruning.
+pub mod inventory;
+pub mod noop;
+pub mod order;
+pub mod prune;
+pub mod retry;
+
+use crate::manifest::{Object, ObjectId};
+use futures::{StreamExt, TryStreamExt};
+use kube::Client;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use tokio::time::Instant;
+
+pub use order::Stage;
+
+/// The field manager of every kubesync write.
+pub const FIELD_MANAGER: &str = "kubesync";
+/// Ownership label: who manages the object.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Ownership label: which source (sync configuration) owns the object.
+pub const SOURCE_LABEL: &str = "kubesync.io/source";
+
+/// The label selector that finds every object a source manages.
+pub fn selector(source: &str) -> String {
+    format!("{MANAGED_BY_LABEL}=kubesync,{SOURCE_LABEL}={source}")
+}
+
+/// Errors of a sync or diff against the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("discovery of the server's API resources failed: {0}")]
+    Discovery(#[source] kube::Error),
+    #[error(
+        "{file}: the server does not know kind {kind} of API version {api_version} (object {name}); nothing was written"
+    )]
+    UnknownKind {
+        file: String,
+        api_version: String,
+        kind: String,
+        name: String,
+    },
+    #[error(
+        "namespace {namespace} does not exist and is not in the commit (needed by {object}); nothing was written"
+    )]
+    MissingNamespace { namespace: String, object: String },
+    #[error("{what}: {source}")]
+    Api {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    Prune(#[from] prune::PruneRefused),
+}
+
+impl ApplyError {
+    /// A fixed string for metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApplyError::Discovery(_) => "discovery",
+            ApplyError::UnknownKind { .. } => "unknown_kind",
+            ApplyError::MissingNamespace { .. } => "missing_namespace",
+            ApplyError::Api { .. } => "api",
+            ApplyError::Prune(_) => "prune_refused",
+        }
+    }
+}
+
+fn api_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ApplyError {
+    let what = what.into();
+    move |source| ApplyError::Api { what, source }
+}
+
+/// What happens (or happened) to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    Unchanged,
+}
+
+/// A kind as the server serves it.
+#[derive(Debug, Clone)]
+pub struct Kind {
+    pub resource: ApiResource,
+    pub namespaced: bool,
+}
+
+/// The server's kinds, from one discovery per run.
+pub struct Kinds {
+    discovery: Discovery,
+}
+
+impl Kinds {
+    /// Runs discovery once: aggregated (2 requests) when the server supports it, else the
+    /// classic per-group walk.
+    pub async fn discover(client: &Client, deadline: Instant) -> Result<Kinds, ApplyError> {
+        let aggregated = retry::with_retry(deadline, "discovery", || {
+            Discovery::new(client.clone()).run_aggregated()
+        })
+        .await;
+        let discovery = match aggregated {
+            Ok(d) if d.groups().next().is_some() => d,
+            _ => retry::with_retry(deadline, "discovery", || {
+                Discovery::new(client.clone()).run()
+            })
+            .await
+            .map_err(ApplyError::Discovery)?,
+        };
+        Ok(Kinds { discovery })
+    }
+
+    /// The served kind for `group/version/kind`, if any.
+    pub fn get(&self, group: &str, version: &str, kind: &str) -> Option<Kind> {
+        let (resource, caps): (ApiResource, ApiCapabilities) = self
+            .discovery
+            .resolve_gvk(&GroupVersionKind::gvk(group, version, kind))?;
+        Some(Kind {
+            resource,
+            namespaced: caps.scope == Scope::Namespaced,
+        })
+    }
+}
+
+/// A desired object bound to its served kind (namespace fixed up from the kind's scope).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub object: Object,
+    pub kind: Kind,
+}
+
+impl Target {
+    fn api(&self, client: &Client) -> Api<DynamicObject> {
+        match &self.object.id.namespace {
+            Some(ns) if self.kind.namespaced => {
+                Api::namespaced_with(client.clone(), ns, &self.kind.resource)
+            }
+            _ => Api::all_with(client.clone(), &self.kind.resource),
+        }
+    }
+}
+
+/// A short human name: `Deployment default/web`.
+pub fn display(id: &ObjectId) -> String {
+    match &id.namespace {
+        Some(ns) => format!("{} {ns}/{}", id.kind, id.name),
+        None => format!("{} {}", id.kind, id.name),
+    }
+}
+
+fn api_version(id: &ObjectId) -> String {
+    if id.group.is_empty() {
+        id.version.clone()
+    } else {
+        format!("{}/{}", id.group, id.version)
+    }
+}
+
+/// Binds every object to a served kind. Fails (before any write) on the first unknown kind.
+/// Namespaced objects without a namespace get `default_namespace`; cluster-scoped objects
+/// lose any namespace.
+pub fn resolve(
+    objects: Vec<Object>,
+    kinds: &Kinds,
+    default_namespace: &str,
+) -> Result<Vec<Target>, ApplyError> {
+    objects
+        .into_iter()
+        .map(|mut object| {
+            let id = &object.id;
+            let Some(kind) = kinds.get(&id.group, &id.version, &id.kind) else {
+                return Err(ApplyError::UnknownKind {
+                    file: object.origin.file.clone(),
+                    api_version: api_version(id),
+                    kind: id.kind.clone(),
+                    name: id.name.clone(),
+                });
+            };
+            if kind.namespaced {
+                let ns = object
+                    .id
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| default_namespace.to_string());
+                object.id.namespace = Some(ns.clone());
+                if let Some(meta) = object
+                    .body
+                    .get_mut("metadata")
+                    .and_then(Value::as_object_mut)
+                {
+                    meta.insert("namespace".into(), Value::String(ns));
+                }
+            } else {
+                object.id.namespace = None;
+                if let Some(meta) = object
+                    .body
+                    .get_mut("metadata")
+                    .and_then(Value::as_object_mut)
+                {
+                    meta.remove("namespace");
+                }
+            }
+            Ok(Target { object, kind })
+        })
+        .collect()
+}
+
+/// Checks that the namespace of every namespaced object exists or is in the commit: one list
+/// of Namespaces (metadata only).
+pub async fn check_namespaces(
+    client: &Client,
+    targets: &[Target],
+    deadline: Instant,
+) -> Result<(), ApplyError> {
+    let in_commit: BTreeSet<&str> = targets
+        .iter()
+        .filter(|t| t.object.id.group.is_empty() && t.object.id.kind == "Namespace")
+        .map(|t| t.object.id.name.as_str())
+        .collect();
+    let needed: BTreeMap<&str, &ObjectId> = targets
+        .iter()
+        .filter_map(|t| {
+            t.object
+                .id
+                .namespace
+                .as_deref()
+                .map(|ns| (ns, &t.object.id))
+        })
+        .filter(|(ns, _)| !in_commit.contains(ns))
+        .collect();
+    if needed.is_empty() {
+        return Ok(());
+    }
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let lp = ListParams::default();
+    let existing = retry::with_retry(deadline, "list namespaces", || api.list_metadata(&lp))
+        .await
+        .map_err(api_err("listing namespaces"))?;
+    let existing: BTreeSet<String> = existing
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    for (ns, id) in needed {
+        if !existing.contains(ns) {
+            return Err(ApplyError::MissingNamespace {
+                namespace: ns.to_string(),
+                object: display(id),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Reads the source's inventory ConfigMap, if any.
+pub async fn read_inventory(
+    client: &Client,
+    namespace: &str,
+    source: &str,
+    deadline: Instant,
+) -> Result<Option<inventory::Inventory>, ApplyError> {
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), namespace);
+    let name = inventory::name(source);
+    let cm = retry::with_retry(deadline, "get inventory", || api.get_opt(&name))
+        .await
+        .map_err(api_err(format!(
+            "reading inventory ConfigMap {namespace}/{name}"
+        )))?;
+    Ok(cm
+        .and_then(|cm| serde_json::to_value(cm).ok())
+        .and_then(|v| inventory::Inventory::from_configmap(&v)))
+}
+
+/// Writes the inventory (server-side apply; the caller skips it when unchanged).
+pub async fn write_inventory(
+    client: &Client,
+    namespace: &str,
+    inv: &inventory::Inventory,
+    deadline: Instant,
+) -> Result<(), ApplyError> {
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), namespace);
+    let name = inventory::name(&inv.source);
+    let body = inv.to_configmap(namespace);
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    let patch = Patch::Apply(&body);
+    retry::with_retry(deadline, "write inventory", || {
+        api.patch(&name, &pp, &patch)
+    })
+    .await
+    .map_err(api_err(format!(
+        "writing inventory ConfigMap {namespace}/{name}"
+    )))?;
+    Ok(())
+}
+
+/// The live objects a source manages, keyed by id: one label-selector list per kind (across
+/// all namespaces), so the cost grows with the number of kinds, not of objects.
+pub async fn list_managed(
+    client: &Client,
+    kinds: &[Kind],
+    source: &str,
+    deadline: Instant,
+) -> Result<BTreeMap<ObjectId, (Kind, Value)>, ApplyError> {
+    let lp = ListParams::default().labels(&selector(source));
+    let mut out = BTreeMap::new();
+    for kind in kinds {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
+        let list = retry::with_retry(deadline, "list managed", || api.list(&lp))
+            .await
+            .map_err(api_err(format!(
+                "listing {} with {}",
+                kind.resource.plural,
+                selector(source)
+            )))?;
+        for item in list.items {
+            let id = ObjectId {
+                group: kind.resource.group.clone(),
+                version: kind.resource.version.clone(),
+                kind: kind.resource.kind.clone(),
+                namespace: if kind.namespaced {
+                    item.metadata.namespace.clone()
+                } else {
+                    None
+                },
+                name: item.metadata.name.clone().unwrap_or_default(),
+            };
+            let mut value = serde_json::to_value(&item).unwrap_or(Value::Null);
+            // A list's items may lack apiVersion/kind; the comparison needs them.
+            if let Some(o) = value.as_object_mut() {
+                o.insert(
+                    "apiVersion".into(),
+                    Value::String(kind.resource.api_version.clone()),
+                );
+                o.insert("kind".into(), Value::String(kind.resource.kind.clone()));
+            }
+            out.insert(id, (kind.clone(), value));
+        }
+    }
+    Ok(out)
+}
+
+/// The distinct kinds of `targets`, plus `extra` kinds (from the inventory) the server knows.
+pub fn kinds_to_list(targets: &[Target], extra: &BTreeSet<ObjectId>, kinds: &Kinds) -> Vec<Kind> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    let all = targets
+        .iter()
+        .map(|t| {
+            (
+                t.object.id.group.clone(),
+                t.object.id.version.clone(),
+                t.object.id.kind.clone(),
+            )
+        })
+        .chain(
+            extra
+                .iter()
+                .map(|id| (id.group.clone(), id.version.clone(), id.kind.clone())),
+        );
+    for (group, version, kind) in all {
+        if seen.insert((group.clone(), kind.clone()))
+            && let Some(k) = kinds.get(&group, &version, &kind)
+        {
+            out.push(k);
+        }
+    }
+    out
+}
+
+/// One desired object with its live state and the decision for it.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub target: Target,
+    /// The live object if it was listed as managed by this source.
+    pub live: Option<Value>,
+    /// `Unchanged` (no write), `Update` (managed and changed) or `Create` (not managed yet; it
+    /// may still exist unmanaged, which the write reveals).
+    pub action: Action,
+}
+
+/// Decides per object: no write when the live managed object already matches.
+pub fn plan(targets: Vec<Target>, live: &BTreeMap<ObjectId, (Kind, Value)>) -> Vec<Planned> {
+    targets
+        .into_iter()
+        .map(|target| {
+            let live = live.get(&target.object.id).map(|(_, v)| v.clone());
+            let action = match &live {
+                None => Action::Create,
+                Some(l) if noop::is_unchanged(&target.object.body, l, FIELD_MANAGER) => {
+                    Action::Unchanged
+                }
+                Some(_) => Action::Update,
+            };
+            Planned {
+                target,
+                live,
+                action,
+            }
+        })
+        .collect()
+}
+
+/// The result of writing one object.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub id: ObjectId,
+    pub action: Action,
+    /// The live object before the write (as listed), if it was managed.
+    pub before: Option<Value>,
+    /// The object the server returned.
+    pub after: Value,
+}
+
+/// Server-side applies every changed object, stage by stage, `concurrency` writes at a time
+/// within a stage. Stops at the first failing stage.
+pub async fn write(
+    client: &Client,
+    planned: &[Planned],
+    concurrency: usize,
+    deadline: Instant,
+) -> Result<Vec<Written>, ApplyError> {
+    let mut out = Vec::new();
+    for stage in Stage::ALL {
+        let batch: Vec<&Planned> = planned
+            .iter()
+            .filter(|p| p.action != Action::Unchanged)
+            .filter(|p| Stage::of(&p.target.object.id.group, &p.target.object.id.kind) == stage)
+            .collect();
+        if batch.is_empty() {
+            continue;
+        }
+        let written: Vec<Written> = futures::stream::iter(batch)
+            .map(|p| apply_one(client, p, false, deadline))
+            .buffer_unordered(concurrency.max(1))
+            .try_collect()
+            .await?;
+        for w in &written {
+            tracing::info!(object = %display(&w.id), action = ?w.action, "applied");
+        }
+        out.extend(written);
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// One server-side apply (or its dry-run) of a planned object.
+pub async fn apply_one(
+    client: &Client,
+    p: &Planned,
+    dry_run: bool,
+    deadline: Instant,
+) -> Result<Written, ApplyError> {
+    let id = &p.target.object.id;
+    let api = p.target.api(client);
+    let mut pp = PatchParams::apply(FIELD_MANAGER).force();
+    if dry_run {
+        pp = pp.dry_run();
+    }
+    let body = &p.target.object.body;
+    let patch = Patch::Apply(body);
+    let result = retry::with_retry(deadline, "apply", || api.patch(&id.name, &pp, &patch))
+        .await
+        .map_err(api_err(format!(
+            "applying {} ({})",
+            display(id),
+            p.target.object.origin.file
+        )))?;
+    let after = serde_json::to_value(&result).unwrap_or(Value::Null);
+    let action = match (&p.live, p.action) {
+        (Some(_), _) => Action::Update,
+        // Not listed as ours: a create, unless someone else had written the object before.
+        (None, _) if others_own(&after) => Action::Update,
+        (None, _) => Action::Create,
+    };
+    Ok(Written {
+        id: id.clone(),
+        action,
+        before: p.live.clone(),
+        after,
+    })
+}
+
+fn others_own(obj: &Value) -> bool {
+    obj.pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .is_some_and(|entries| {
+            entries
+                .iter()
+                .any(|e| e.get("manager").and_then(Value::as_str) != Some(FIELD_MANAGER))
+        })
+}
+
+/// The live object by GET (for diffs of objects that are not listed as managed).
+pub async fn get_live(
+    client: &Client,
+    target: &Target,
+    deadline: Instant,
+) -> Result<Option<Value>, ApplyError> {
+    let api = target.api(client);
+    let id = &target.object.id;
+    let got = retry::with_retry(deadline, "get", || api.get_opt(&id.name))
+        .await
+        .map_err(api_err(format!("reading {}", display(id))))?;
+    Ok(got.and_then(|o| serde_json::to_value(o).ok()))
+}
+
+/// Deletes the given managed objects (background propagation), `concurrency` at a time.
+/// An object already gone counts as deleted.
+pub async fn delete(
+    client: &Client,
+    doomed: &[(ObjectId, Kind)],
+    concurrency: usize,
+    deadline: Instant,
+) -> Result<Vec<ObjectId>, ApplyError> {
+    let dp = DeleteParams::background();
+    let mut out = Vec::new();
+    // Delete in prune order, one stage-group at a time (dependents first, Namespaces last).
+    let mut groups: BTreeMap<std::cmp::Reverse<Stage>, Vec<&(ObjectId, Kind)>> = BTreeMap::new();
+    for d in doomed {
+        groups
+            .entry(order::prune_order(&d.0.group, &d.0.kind))
+            .or_default()
+            .push(d);
+    }
+    for (_, batch) in groups {
+        let deleted: Vec<ObjectId> = futures::stream::iter(batch)
+            .map(|(id, kind)| {
+                let dp = &dp;
+                async move {
+                    let api: Api<DynamicObject> = match &id.namespace {
+                        Some(ns) if kind.namespaced => {
+                            Api::namespaced_with(client.clone(), ns, &kind.resource)
+                        }
+                        _ => Api::all_with(client.clone(), &kind.resource),
+                    };
+                    let result =
+                        retry::with_retry(deadline, "delete", || api.delete(&id.name, dp)).await;
+                    match result {
+                        Ok(_) => Ok(id.clone()),
+                        Err(kube::Error::Api(s)) if s.code == 404 => Ok(id.clone()),
+                        Err(e) => Err(api_err(format!("deleting {}", display(id)))(e)),
+                    }
+                }
+            })
+            .buffer_unordered(concurrency.max(1))
+            .try_collect()
+            .await?;
+        for id in &deleted {
+            tracing::info!(object = %display(id), "pruned");
+        }
+        out.extend(deleted);
+    }
+    Ok(out)
+}
+
+/// Why a Deployment's pods were replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cause {
+    /// The pod template changed.
+    Template,
+    /// Only the config hash of the pod template changed (a ConfigMap the pods read).
+    Config,
+    /// The template returned to an earlier revision's (the old ReplicaSet was reused).
+    Revert,
+}
+
+/// For a written Deployment: did its pod template change, and why? `None` if unchanged.
+pub fn template_change(w: &Written) -> Option<Cause> {
+    if w.id.group != "apps" || w.id.kind != "Deployment" {
+        return None;
+    }
+    let after = w.after.pointer("/spec/template")?;
+    let Some(before) = w.before.as_ref().and_then(|b| b.pointer("/spec/template")) else {
+        // A new Deployment: its first rollout.
+        return Some(Cause::Template);
+    };
+    if before == after {
+        return None;
+    }
+    let strip = |t: &Value| {
+        let mut t = t.clone();
+        if let Some(a) = t
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        {
+            a.remove("kubesync.io/config-hash");
+        }
+        t
+    };
+    Some(if strip(before) == strip(after) {
+        Cause::Config
+    } else {
+        Cause::Template
+    })
+}
+
+/// `true` if the Deployment's current revision reused an old ReplicaSet (a revert): the RS of
+/// the current revision carries `deployment.kubernetes.io/revision-history`.
+pub async fn is_revert(client: &Client, deployment: &Value, deadline: Instant) -> bool {
+    let (Some(ns), Some(rev)) = (
+        deployment
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str),
+        deployment
+            .pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
+            .and_then(Value::as_str),
+    ) else {
+        return false;
+    };
+    let labels = deployment
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let api: Api<k8s_openapi::api::apps::v1::ReplicaSet> = Api::namespaced(client.clone(), ns);
+    let lp = ListParams::default().labels(&labels);
+    let Ok(list) = retry::with_retry(deadline, "list replicasets", || api.list_metadata(&lp)).await
+    else {
+        return false;
+    };
+    list.items.iter().any(|rs| {
+        let ann = rs.metadata.annotations.as_ref();
+        ann.and_then(|a| a.get("deployment.kubernetes.io/revision"))
+            .map(String::as_str)
+            == Some(rev)
+            && ann.is_some_and(|a| a.contains_key("deployment.kubernetes.io/revision-history"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn written(before: Option<Value>, after: Value) -> Written {
+        Written {
+            id: ObjectId {
+                group: "apps".into(),
+                version: "v1".into(),
+                kind: "Deployment".into(),
+                namespace: Some("default".into()),
+                name: "web".into(),
+            },
+            action: Action::Update,
+            before,
+            after,
+        }
+    }
+
+    fn dep(image: &str, hash: &str) -> Value {
+        json!({"spec": {"template": {"metadata": {"annotations": {"kubesync.io/config-hash": hash}},
+            "spec": {"containers": [{"name": "web", "image": image}]}}}})
+    }
+
+    #[test]
+    fn template_change_causes() {
+        assert_eq!(
+            template_change(&written(None, dep("a", "1"))),
+            Some(Cause::Template)
+        );
+        assert_eq!(
+            template_change(&written(Some(dep("a", "1")), dep("a", "1"))),
+            None
+        );
+        assert_eq!(
+            template_change(&written(Some(dep("a", "1")), dep("a", "2"))),
+            Some(Cause::Config)
+        );
+        assert_eq!(
+            template_change(&written(Some(dep("a", "1")), dep("b", "1"))),
+            Some(Cause::Template)
+        );
+    }
+
+    #[test]
+    fn selector_has_both_labels() {
+        assert_eq!(
+            selector("prod"),
+            "app.kubernetes.io/managed-by=kubesync,kubesync.io/source=prod"
+        );
+    }
+
+    #[test]
+    fn others_own_detects_adoption() {
+        assert!(!others_own(
+            &json!({"metadata": {"managedFields": [{"manager": "kubesync"}]}})
+        ));
+        assert!(others_own(
+            &json!({"metadata": {"managedFields": [{"manager": "kubesync"}, {"manager": "kubectl"}]}})
+        ));
+    }
+}

@@ -1,0 +1,328 @@
+//! No-op detection: would a server-side apply of `desired` by the `kubesync` field manager change
+//! the live object's content? Answered from the live object alone (its values and the fields
+//! `kubesync` owns in `managedFields`), so an unchanged object costs neither a write nor a
+//! dry-run.
+//!
+//! Pure. Must not answer "unchanged" unless the apply is certainly a no-op: when unsure it
+//! says "changed" (the cost is one write that the server turns into a no-op).
+//!
+//! An apply is a no-op when (1) every value in the applied config is already live (defaults
+//! the server added are not in the config, so "desired ⊆ live") and (2) every field `kubesync`
+//! owned from its previous apply is still in the config (otherwise the apply would remove it).
+//! The annotations `kubesync.io/commit` and `kubernetes.io/change-cause` are ignored: they
+//! change with every commit and are rewritten only with a content change.
+use serde_json::{Map, Value};
+
+/// Annotations that change with every commit; a difference only there is not a change.
+pub const VOLATILE_ANNOTATIONS: [&str; 2] = ["kubesync.io/commit", "kubernetes.io/change-cause"];
+
+/// `true` if applying `desired` with field manager `manager` would leave `live` unchanged
+/// (apart from [`VOLATILE_ANNOTATIONS`]).
+pub fn is_unchanged(desired: &Value, live: &Value, manager: &str) -> bool {
+    let Some(entry) = apply_entry(live, manager) else {
+        return false;
+    };
+    if entry.get("apiVersion") != desired.get("apiVersion") {
+        return false;
+    }
+    let comparable = comparable_desired(desired);
+    if !subset(&comparable, live, &mut Vec::new()) {
+        return false;
+    }
+    match entry.pointer("/fieldsV1") {
+        Some(owned) => owned_fields_present(owned, desired),
+        None => false,
+    }
+}
+
+/// The manager's `Apply` entry (main resource, not a subresource) in `metadata.managedFields`.
+fn apply_entry<'a>(live: &'a Value, manager: &str) -> Option<&'a Value> {
+    live.pointer("/metadata/managedFields")?
+        .as_array()?
+        .iter()
+        .find(|e| {
+            e.get("manager").and_then(Value::as_str) == Some(manager)
+                && e.get("operation").and_then(Value::as_str) == Some("Apply")
+                && e.get("subresource").is_none_or(|s| s.as_str() == Some(""))
+        })
+}
+
+/// The desired object as the server would store it, for comparison: a Secret's write-only
+/// `stringData` becomes base64 `data`.
+fn comparable_desired(desired: &Value) -> Value {
+    let mut out = desired.clone();
+    if desired.get("kind").and_then(Value::as_str) == Some("Secret")
+        && desired.get("apiVersion").and_then(Value::as_str) == Some("v1")
+        && let Some(Value::Object(string_data)) =
+            out.as_object_mut().and_then(|o| o.remove("stringData"))
+    {
+        let data = out
+            .as_object_mut()
+            .map(|o| o.entry("data").or_insert_with(|| Value::Object(Map::new())));
+        if let Some(Value::Object(data)) = data {
+            for (k, v) in string_data {
+                let text = v.as_str().unwrap_or_default();
+                data.insert(k, Value::String(base64(text.as_bytes())));
+            }
+        }
+    }
+    out
+}
+
+/// Standard base64 with padding (what the API server uses for `Secret.data`).
+pub fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(TABLE[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Keys that identify an item of a map-list (merge key) when present in every item.
+const LIST_KEYS: [&str; 5] = ["name", "containerPort", "port", "mountPath", "type"];
+
+fn item_key<'a>(item: &'a Value, key: &str) -> Option<&'a Value> {
+    item.as_object()?.get(key)
+}
+
+/// `desired ⊆ live`: every value in `desired` is present and equal in `live`. `path` holds
+/// the keys walked so far (to skip volatile annotations).
+fn subset(desired: &Value, live: &Value, path: &mut Vec<String>) -> bool {
+    match (desired, live) {
+        (Value::Object(d), Value::Object(l)) => d.iter().all(|(k, dv)| {
+            if path.len() == 2
+                && path[0] == "metadata"
+                && path[1] == "annotations"
+                && VOLATILE_ANNOTATIONS.contains(&k.as_str())
+            {
+                return true;
+            }
+            match l.get(k) {
+                Some(lv) => {
+                    path.push(k.clone());
+                    let ok = subset(dv, lv, path);
+                    path.pop();
+                    ok
+                }
+                // The server drops empty maps/lists and nulls: `foo: {}` is not a change.
+                None => is_empty(dv),
+            }
+        }),
+        (Value::Array(d), Value::Array(l)) => {
+            let key = LIST_KEYS.iter().find(|k| {
+                !d.is_empty()
+                    && d.iter().all(|i| item_key(i, k).is_some())
+                    && l.iter().all(|i| item_key(i, k).is_some())
+            });
+            match key {
+                // A map-list: other managers may own other items, so match by key.
+                Some(key) => {
+                    d.len() <= l.len()
+                        && d.iter().all(|di| {
+                            let k = item_key(di, key);
+                            l.iter()
+                                .filter(|li| item_key(li, key) == k)
+                                .any(|li| subset(di, li, &mut path.clone()))
+                        })
+                }
+                // An atomic list: the same items in the same order.
+                None => {
+                    d.len() == l.len()
+                        && d.iter()
+                            .zip(l)
+                            .all(|(di, li)| subset(di, li, &mut path.clone()))
+                }
+            }
+        }
+        (Value::Number(d), Value::Number(l)) => d == l || d.as_f64() == l.as_f64(),
+        _ => desired == live,
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+/// Every field in a `fieldsV1` set is present in `desired` (so an apply of `desired` would not
+/// remove anything the manager owned before).
+fn owned_fields_present(owned: &Value, desired: &Value) -> bool {
+    let Some(set) = owned.as_object() else {
+        return true;
+    };
+    set.iter().all(|(path, children)| {
+        if path == "." {
+            return true;
+        }
+        if let Some(field) = path.strip_prefix("f:") {
+            return match desired.as_object().and_then(|o| o.get(field)) {
+                Some(child) => owned_fields_present(children, child),
+                None => false,
+            };
+        }
+        let Some(items) = desired.as_array() else {
+            return false;
+        };
+        if let Some(key) = path.strip_prefix("k:") {
+            let Ok(Value::Object(key)) = serde_json::from_str::<Value>(key) else {
+                return false;
+            };
+            return match items.iter().find(|i| key_matches(&key, i)) {
+                Some(item) => owned_fields_present(children, item),
+                None => false,
+            };
+        }
+        if let Some(value) = path.strip_prefix("v:") {
+            let Ok(value) = serde_json::from_str::<Value>(value) else {
+                return false;
+            };
+            return items.contains(&value);
+        }
+        if let Some(index) = path.strip_prefix("i:") {
+            return match index.parse::<usize>().ok().and_then(|i| items.get(i)) {
+                Some(item) => owned_fields_present(children, item),
+                None => false,
+            };
+        }
+        false
+    })
+}
+
+/// A `k:{...}` key matches an item when every key field is equal; a missing `protocol` in the
+/// item counts as `TCP` (the server's default, part of the port keys).
+fn key_matches(key: &Map<String, Value>, item: &Value) -> bool {
+    key.iter().all(|(k, v)| match item.get(k) {
+        Some(iv) => iv == v || (iv.is_number() && iv.as_f64() == v.as_f64()),
+        None => k == "protocol" && v.as_str() == Some("TCP"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn desired() -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default",
+                "labels": {"app": "web", "kubesync.io/source": "default"},
+                "annotations": {"kubesync.io/commit": "bbbb", "kubernetes.io/change-cause": "bbbbbbb new"}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}]}}}})
+    }
+
+    fn live() -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default", "resourceVersion": "7", "generation": 1,
+                "labels": {"app": "web", "kubesync.io/source": "default"},
+                "annotations": {"kubesync.io/commit": "aaaa", "kubernetes.io/change-cause": "aaaaaaa old",
+                    "deployment.kubernetes.io/revision": "1"},
+                "managedFields": [
+                    {"manager": "kubesync", "operation": "Apply", "apiVersion": "apps/v1", "fieldsType": "FieldsV1",
+                     "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}, "f:kubesync.io/source": {}},
+                        "f:annotations": {"f:kubesync.io/commit": {}, "f:kubernetes.io/change-cause": {}}},
+                      "f:spec": {"f:replicas": {}, "f:selector": {},
+                        "f:template": {"f:metadata": {"f:labels": {"f:app": {}}},
+                          "f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {".": {}, "f:image": {}, "f:name": {},
+                            "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}}}}}}}},
+                    {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "apps/v1", "subresource": "status",
+                     "fieldsV1": {"f:status": {}}}]},
+            "spec": {"replicas": 2, "progressDeadlineSeconds": 600, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "nginx:1.27", "imagePullPolicy": "IfNotPresent",
+                        "ports": [{"containerPort": 80, "protocol": "TCP"}]}], "restartPolicy": "Always"}}},
+            "status": {"replicas": 2}})
+    }
+
+    #[test]
+    fn same_content_new_commit_is_unchanged() {
+        assert!(is_unchanged(&desired(), &live(), "kubesync"));
+    }
+
+    #[test]
+    fn changed_value_is_a_change() {
+        let mut d = desired();
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.28");
+        assert!(!is_unchanged(&d, &live(), "kubesync"));
+        let mut d = desired();
+        d["metadata"]["annotations"]["team"] = json!("a");
+        assert!(!is_unchanged(&d, &live(), "kubesync"));
+    }
+
+    #[test]
+    fn removed_owned_field_is_a_change() {
+        let mut d = desired();
+        d["spec"].as_object_mut().map(|s| s.remove("replicas"));
+        assert!(!is_unchanged(&d, &live(), "kubesync"));
+        let mut d = desired();
+        d["spec"]["template"]["spec"]["containers"][0]
+            .as_object_mut()
+            .map(|c| c.remove("ports"));
+        assert!(!is_unchanged(&d, &live(), "kubesync"));
+    }
+
+    #[test]
+    fn drift_by_another_writer_is_a_change() {
+        let mut l = live();
+        l["spec"]["replicas"] = json!(5);
+        assert!(!is_unchanged(&desired(), &l, "kubesync"));
+    }
+
+    #[test]
+    fn not_owned_by_kubesync_is_a_change() {
+        let mut l = live();
+        l["metadata"]["managedFields"][0]["manager"] = json!("kubectl");
+        assert!(!is_unchanged(&desired(), &l, "kubesync"));
+        let mut l = live();
+        l["metadata"]["managedFields"][0]["apiVersion"] = json!("apps/v1beta1");
+        assert!(!is_unchanged(&desired(), &l, "kubesync"));
+    }
+
+    #[test]
+    fn extra_atomic_list_item_is_a_change() {
+        let mut d = desired();
+        d["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["a"]);
+        let mut l = live();
+        l["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["a", "b"]);
+        assert!(!is_unchanged(&d, &l, "kubesync"));
+    }
+
+    #[test]
+    fn secret_string_data_compares_as_data() {
+        let d = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"password": "hunter2"}});
+        let l = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "managedFields": [
+            {"manager": "kubesync", "operation": "Apply", "apiVersion": "v1", "fieldsV1": {"f:stringData": {"f:password": {}}}}]},
+            "data": {"password": "aHVudGVyMg=="}, "type": "Opaque"});
+        assert!(is_unchanged(&d, &l, "kubesync"));
+        let mut l2 = l.clone();
+        l2["data"]["password"] = json!("b3RoZXI=");
+        assert!(!is_unchanged(&d, &l2, "kubesync"));
+    }
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+}
