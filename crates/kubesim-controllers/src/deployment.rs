@@ -1188,3 +1188,222 @@ fn new_rs_new_replicas(d: &Value, olds: i64, new_spec: i64) -> i64 {
     }
     new_spec + (max_total - current).min(want - new_spec)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::deployment as fixture;
+
+    fn now() -> Timestamp {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn template_hash_shape_and_sensitivity() {
+        let d = fixture("web", 3, "nginx:1.24");
+        let t = &d["spec"]["template"];
+        let h = template_hash(t, None);
+        assert!((1..=10).contains(&h.len()), "{h}");
+        assert!(h.bytes().all(|b| HASH_ALPHABET.contains(&b)));
+        assert_eq!(h, template_hash(t, None), "deterministic");
+        // Key order and empty/null fields do not matter (normalized form).
+        let mut reordered = json!({"spec": t["spec"].clone(), "metadata": t["metadata"].clone()});
+        reordered["metadata"]["annotations"] = json!({});
+        reordered["metadata"]["creationTimestamp"] = Value::Null;
+        assert_eq!(h, template_hash(&reordered, None));
+        let mut other = t.clone();
+        other["spec"]["containers"][0]["image"] = json!("nginx:1.25");
+        assert_ne!(h, template_hash(&other, None));
+        assert_ne!(h, template_hash(t, Some(1)));
+        assert_ne!(template_hash(t, Some(1)), template_hash(t, Some(2)));
+    }
+
+    #[test]
+    fn fenceposts_for_default_percentages() {
+        for (replicas, surge, unavailable) in
+            [(1, 1, 0), (2, 1, 0), (3, 1, 0), (4, 1, 1), (10, 3, 2)]
+        {
+            let d = fixture("web", replicas, "x");
+            assert_eq!(
+                (max_surge(&d), max_unavailable(&d)),
+                (surge, unavailable),
+                "{replicas}"
+            );
+        }
+        let mut d = fixture("web", 0, "x");
+        assert_eq!(max_unavailable(&d), 0);
+        d["spec"]["replicas"] = json!(5);
+        d["spec"]["strategy"]["rollingUpdate"] = json!({"maxSurge": "0%", "maxUnavailable": 0});
+        assert_eq!(
+            (max_surge(&d), max_unavailable(&d)),
+            (0, 1),
+            "both zero → unavailable 1"
+        );
+        d["spec"]["strategy"] = json!({"type": "Recreate"});
+        assert_eq!((max_surge(&d), max_unavailable(&d)), (0, 0));
+    }
+
+    #[test]
+    fn new_rs_new_replicas_math() {
+        let d = fixture("web", 10, "x");
+        assert_eq!(new_rs_new_replicas(&d, 10, 0), 3);
+        assert_eq!(new_rs_new_replicas(&d, 8, 3), 5);
+        assert_eq!(new_rs_new_replicas(&d, 13, 0), 0);
+        assert_eq!(new_rs_new_replicas(&d, 0, 0), 10);
+    }
+
+    #[test]
+    fn set_condition_keeps_times_for_same_status_and_reason() {
+        let t0 = now();
+        let t1 = t0.checked_add(SignedDuration::from_secs(5)).unwrap();
+        let mut conds = vec![new_condition("Available", "True", "A", "m".into(), t0)];
+        set_condition(
+            &mut conds,
+            new_condition("Available", "True", "A", "other".into(), t1),
+        );
+        assert_eq!(conds[0]["lastUpdateTime"], json!("2026-01-01T00:00:00Z"));
+        assert_eq!(conds[0]["message"], json!("m"));
+        conds.push(new_condition("Progressing", "True", "P", "p".into(), t0));
+        set_condition(
+            &mut conds,
+            new_condition("Available", "True", "B", "b".into(), t1),
+        );
+        // Same status: transition time kept, moved to the end.
+        assert_eq!(conds[1]["type"], json!("Available"));
+        assert_eq!(
+            conds[1]["lastTransitionTime"],
+            json!("2026-01-01T00:00:00Z")
+        );
+        assert_eq!(conds[1]["lastUpdateTime"], json!("2026-01-01T00:00:05Z"));
+    }
+
+    fn stored(mut d: Value) -> Value {
+        d["metadata"]["uid"] = json!("d-uid");
+        d["metadata"]["generation"] = json!(1);
+        d["metadata"]["resourceVersion"] = json!("1");
+        d["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+        d
+    }
+
+    #[test]
+    fn first_sync_creates_the_replica_set_and_marks_the_deployment() {
+        let d = stored(fixture("web", 2, "nginx:1.24"));
+        let r = sync(&d, &[], &[], now());
+        let [Write::Create(rs), Write::Event(ev), Write::UpdateStatus(nd)] = r.writes.as_slice()
+        else {
+            panic!("{:#?}", r.writes);
+        };
+        let hash = template_hash(&d["spec"]["template"], None);
+        assert_eq!(rs["metadata"]["name"], json!(format!("web-{hash}")));
+        assert_eq!(
+            rs["metadata"]["labels"],
+            json!({"app": "web", "pod-template-hash": hash})
+        );
+        assert_eq!(
+            rs["metadata"]["annotations"],
+            json!({"kubesync.io/commit": "abc", REVISION: "1", DESIRED_REPLICAS: "2", MAX_REPLICAS: "3"})
+        );
+        assert_eq!(
+            rs["metadata"]["ownerReferences"],
+            json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d-uid",
+                "controller": true, "blockOwnerDeletion": true}])
+        );
+        assert_eq!(rs["spec"]["replicas"], json!(2));
+        assert_eq!(
+            rs["spec"]["selector"]["matchLabels"],
+            json!({"app": "web", "pod-template-hash": hash})
+        );
+        assert_eq!(
+            rs["spec"]["template"]["metadata"]["labels"]["pod-template-hash"],
+            json!(hash)
+        );
+        assert_eq!(
+            ev["message"],
+            json!(format!("Scaled up replica set web-{hash} to 2"))
+        );
+        assert_eq!(ev["reason"], json!("ScalingReplicaSet"));
+        assert_eq!(nd["metadata"]["annotations"][REVISION], json!("1"));
+        assert_eq!(nd["metadata"]["resourceVersion"], json!("1"));
+        assert_eq!(nd["status"]["observedGeneration"], json!(1));
+        assert_eq!(nd["status"]["unavailableReplicas"], json!(2));
+        let conds = nd["status"]["conditions"].as_array().unwrap();
+        assert_eq!(conds[0]["reason"], json!("NewReplicaSetCreated"));
+        assert_eq!(
+            conds[0]["message"],
+            json!(format!("Created new replica set \"web-{hash}\""))
+        );
+        assert_eq!(conds[1]["reason"], json!("MinimumReplicasUnavailable"));
+        assert_eq!(r.requeue_at, Some("2026-01-01T00:10:01Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn hash_collision_bumps_collision_count() {
+        let d = stored(fixture("web", 1, "nginx:1.24"));
+        let hash = template_hash(&d["spec"]["template"], None);
+        let foreign = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": format!("web-{hash}"), "namespace": "default", "uid": "x",
+                "labels": {"other": "1"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"other": "1"}}, "template": {}}});
+        let r = sync(&d, &[foreign], &[], now());
+        let [Write::UpdateStatus(nd)] = r.writes.as_slice() else {
+            panic!("{:#?}", r.writes);
+        };
+        assert_eq!(nd["status"]["collisionCount"], json!(1));
+        let mut d2 = d.clone();
+        d2["status"] = nd["status"].clone();
+        assert_ne!(template_hash(&d2["spec"]["template"], Some(1)), hash);
+    }
+
+    #[test]
+    fn revision_history_is_appended_and_capped() {
+        let d = stored(fixture("web", 1, "x"));
+        let cx = Cx {
+            orig: &d,
+            d: d.clone(),
+            now: now(),
+            rss: Vec::new(),
+            new_idx: None,
+            writes: Vec::new(),
+            taken: Vec::new(),
+            rollout_path: false,
+        };
+        let mut rs = json!({"metadata": {"annotations": {REVISION: "3", REVISION_HISTORY: "1"}}});
+        assert!(cx.set_new_rs_annotations(&mut rs, 5, true));
+        assert_eq!(annotation(&rs, REVISION), Some("5"));
+        assert_eq!(annotation(&rs, REVISION_HISTORY), Some("1,3"));
+        // Never lowered.
+        let mut rs2 = rs.clone();
+        cx.set_new_rs_annotations(&mut rs2, 4, true);
+        assert_eq!(annotation(&rs2, REVISION), Some("5"));
+        // Cap at 2000 chars drops the oldest entries.
+        let long: Vec<String> = (0..500).map(|i| format!("{}", 1000 + i)).collect();
+        let mut rs3 = json!({"metadata": {"annotations": {REVISION: "9999", REVISION_HISTORY: long.join(",")}}});
+        cx.set_new_rs_annotations(&mut rs3, 10000, true);
+        let hist = annotation(&rs3, REVISION_HISTORY).unwrap();
+        assert!(hist.len() <= MAX_REV_HISTORY_CHARS);
+        assert!(hist.ends_with(",9999"));
+        assert!(!hist.starts_with("1000,"));
+        // Non-integer revisions are never rewritten.
+        let mut odd = json!({"metadata": {"annotations": {REVISION: "abc"}}});
+        assert!(!cx.set_new_rs_annotations(&mut odd, 3, true));
+        assert_eq!(annotation(&odd, REVISION), Some("abc"));
+    }
+
+    #[test]
+    fn replica_failure_is_copied_from_the_new_replica_set() {
+        let mut c = crate::sim::Cluster::new();
+        c.create_deployment(fixture("web", 1, "nginx:1.24"));
+        c.settle();
+        let mut rs = c.owned_rss("web")[0].clone();
+        rs["status"]["conditions"] = json!([{"type": "ReplicaFailure", "status": "True",
+            "reason": "FailedCreate", "message": "quota", "lastTransitionTime": "2026-01-01T00:00:00Z"}]);
+        let d = c.get("Deployment", "web");
+        let r = sync(&d, &[rs], &[], c.now);
+        let Some(Write::UpdateStatus(nd)) = r.writes.last() else {
+            panic!("{:#?}", r.writes);
+        };
+        let rf = crate::obj::condition(nd, "ReplicaFailure").unwrap();
+        assert_eq!(rf["reason"], json!("FailedCreate"));
+        assert_eq!(rf["lastUpdateTime"], json!("2026-01-01T00:00:00Z"));
+    }
+}

@@ -346,3 +346,142 @@ fn sync_endpoints(svc: &Value, pods: &[&Value], current: Option<&Value>, writes:
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc() -> Value {
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default", "uid": "svc-uid", "labels": {"team": "a"}},
+            "spec": {"selector": {"app": "web"},
+                "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http"}]}})
+    }
+
+    fn pod(name_: &str, ip: &str, ready: bool) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name_, "namespace": "default", "uid": format!("u-{name_}"),
+                "labels": {"app": "web"}},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]}]},
+            "status": {"phase": "Running", "podIP": ip,
+                "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}})
+    }
+
+    /// Applies Create/Update writes to the slice list / endpoints (names from a counter).
+    fn apply(writes: Vec<Write>, slices: &mut Vec<Value>, eps: &mut Option<Value>) {
+        for w in writes {
+            match w {
+                Write::Create(mut v) | Write::Update(mut v) => {
+                    if v["kind"] == json!("Endpoints") {
+                        *eps = Some(v);
+                        continue;
+                    }
+                    if name(&v).is_empty() {
+                        let n = format!("web-{}", slices.len());
+                        obj::set(&mut v, &["metadata", "name"], json!(n));
+                    }
+                    slices.retain(|s| name(s) != name(&v));
+                    slices.push(v);
+                }
+                Write::Delete { name: n, .. } => slices.retain(|s| name(s) != n),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn slices_and_endpoints_follow_pods_without_churn() {
+        let pods = vec![
+            pod("b", "10.0.0.2", false),
+            pod("a", "10.0.0.1", true),
+            pod("x", "", true),
+        ];
+        let mut slices = Vec::new();
+        let mut eps = None;
+        let r = sync(&svc(), &pods, &slices, eps.as_ref());
+        assert_eq!(r.writes.len(), 2);
+        let Write::Create(slice) = &r.writes[0] else {
+            panic!()
+        };
+        assert_eq!(slice["metadata"]["generateName"], json!("web-"));
+        assert_eq!(
+            slice["metadata"]["labels"],
+            json!({"team": "a", SERVICE_NAME_LABEL: "web", MANAGED_BY_LABEL: MANAGED_BY})
+        );
+        assert_eq!(
+            slice["metadata"]["ownerReferences"][0]["kind"],
+            json!("Service")
+        );
+        assert_eq!(slice["addressType"], json!("IPv4"));
+        assert_eq!(
+            slice["ports"],
+            json!([{"name": "http", "port": 8080, "protocol": "TCP"}])
+        );
+        assert_eq!(
+            slice["endpoints"][0],
+            json!({"addresses": ["10.0.0.1"], "conditions": {"ready": true, "serving": true, "terminating": false},
+                "nodeName": "n1", "targetRef": {"kind": "Pod", "namespace": "default", "name": "a", "uid": "u-a"}})
+        );
+        assert_eq!(slice["endpoints"][1]["conditions"]["ready"], json!(false));
+        assert_eq!(
+            slice["endpoints"].as_array().unwrap().len(),
+            2,
+            "pod without IP left out"
+        );
+        let Write::Create(e) = &r.writes[1] else {
+            panic!()
+        };
+        assert_eq!(e["metadata"]["name"], json!("web"));
+        assert_eq!(e["subsets"][0]["addresses"][0]["ip"], json!("10.0.0.1"));
+        assert_eq!(
+            e["subsets"][0]["notReadyAddresses"][0]["ip"],
+            json!("10.0.0.2")
+        );
+        assert_eq!(
+            e["subsets"][0]["ports"],
+            json!([{"name": "http", "port": 8080, "protocol": "TCP"}])
+        );
+        apply(r.writes, &mut slices, &mut eps);
+        assert!(sync(&svc(), &pods, &slices, eps.as_ref()).writes.is_empty());
+
+        // A pod starts terminating: serving stays, ready drops, Endpoints drops it.
+        let mut pods2 = pods.clone();
+        pods2[1]["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        let r = sync(&svc(), &pods2, &slices, eps.as_ref());
+        let Write::Update(s) = &r.writes[0] else {
+            panic!("{:#?}", r.writes)
+        };
+        assert_eq!(
+            s["endpoints"][0]["conditions"],
+            json!({"ready": false, "serving": true, "terminating": true})
+        );
+        apply(r.writes, &mut slices, &mut eps);
+        let e = eps.clone().unwrap();
+        assert_eq!(e["subsets"][0].get("addresses"), None);
+        assert!(
+            sync(&svc(), &pods2, &slices, eps.as_ref())
+                .writes
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn empty_selection_keeps_a_placeholder_and_no_selector_deletes() {
+        let mut slices = Vec::new();
+        let mut eps = None;
+        let r = sync(&svc(), &[], &slices, None);
+        let Write::Create(s) = &r.writes[0] else {
+            panic!()
+        };
+        assert_eq!(s["endpoints"], json!([]));
+        apply(r.writes, &mut slices, &mut eps);
+        assert!(eps.as_ref().unwrap().get("subsets").is_none());
+        assert!(sync(&svc(), &[], &slices, eps.as_ref()).writes.is_empty());
+        let mut headless = svc();
+        obj::remove(&mut headless, &["spec", "selector"]);
+        let r = sync(&headless, &[], &slices, eps.as_ref());
+        assert!(
+            matches!(r.writes.as_slice(), [Write::Delete { kind, .. }] if kind == "EndpointSlice")
+        );
+    }
+}

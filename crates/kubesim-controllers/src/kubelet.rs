@@ -417,3 +417,215 @@ pub fn node(name: &str, internal_ip: &str, now: Timestamp) -> Value {
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn pod(node: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default", "uid": "pu", "resourceVersion": "3"},
+            "spec": {"nodeName": node, "containers": [{"name": "app", "image": "nginx:1.25"}]}})
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("5"), None);
+    }
+
+    #[test]
+    fn schedules_on_the_least_loaded_ready_schedulable_node() {
+        let now = t("2026-01-01T00:00:00Z");
+        let mut cordoned = node("a", "10.0.0.1", now);
+        cordoned["spec"]["unschedulable"] = json!(true);
+        let mut not_ready = node("b", "10.0.0.2", now);
+        not_ready["status"]["conditions"][3]["status"] = json!("False");
+        let busy = node("c", "10.0.0.3", now);
+        let idle = node("d", "10.0.0.4", now);
+        let mut other = pod("c");
+        other["metadata"]["name"] = json!("other");
+        let nodes = [cordoned, not_ready, busy, idle];
+        let r = sync(
+            &pod(""),
+            &nodes,
+            &[other],
+            now,
+            &Config::default(),
+            "10.244.0.9",
+        );
+        let [Write::Update(p)] = r.writes.as_slice() else {
+            panic!("{:#?}", r.writes)
+        };
+        assert_eq!(p["spec"]["nodeName"], json!("d"));
+    }
+
+    #[test]
+    fn unschedulable_is_reported_once() {
+        let now = t("2026-01-01T00:00:00Z");
+        let r = sync(&pod(""), &[], &[], now, &Config::default(), "ip");
+        let [Write::UpdateStatus(p)] = r.writes.as_slice() else {
+            panic!("{:#?}", r.writes)
+        };
+        let c = obj::condition(p, "PodScheduled").unwrap();
+        assert_eq!(
+            (c["status"].clone(), c["reason"].clone()),
+            (json!("False"), json!("Unschedulable"))
+        );
+        assert_eq!(p["status"]["phase"], json!("Pending"));
+        assert!(
+            sync(p, &[], &[], now, &Config::default(), "ip")
+                .writes
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn runs_then_turns_ready_after_the_delay() {
+        let now = t("2026-01-01T00:00:00Z");
+        let nodes = [node("n1", "172.18.0.2", now)];
+        let mut p = pod("n1");
+        p["metadata"]["annotations"] = json!({READY_AFTER: "2s"});
+        let r = sync(&p, &nodes, &[], now, &Config::default(), "10.244.0.5");
+        let [Write::UpdateStatus(running)] = r.writes.as_slice() else {
+            panic!("{:#?}", r.writes)
+        };
+        assert_eq!(r.requeue_at, Some(t("2026-01-01T00:00:02Z")));
+        let st = &running["status"];
+        assert_eq!(st["phase"], json!("Running"));
+        assert_eq!(st["podIP"], json!("10.244.0.5"));
+        assert_eq!(st["podIPs"], json!([{"ip": "10.244.0.5"}]));
+        assert_eq!(st["hostIP"], json!("172.18.0.2"));
+        assert_eq!(st["startTime"], json!("2026-01-01T00:00:00Z"));
+        let types: Vec<&str> = st["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "PodReadyToStartContainers",
+                "Initialized",
+                "Ready",
+                "ContainersReady",
+                "PodScheduled"
+            ]
+        );
+        assert!(!obj::pod_ready(running));
+        assert_eq!(st["containerStatuses"][0]["ready"], json!(false));
+        assert_eq!(
+            st["containerStatuses"][0]["state"]["running"]["startedAt"],
+            json!("2026-01-01T00:00:00Z")
+        );
+        // Before the delay: nothing but a requeue.
+        let r = sync(
+            running,
+            &nodes,
+            &[],
+            t("2026-01-01T00:00:01Z"),
+            &Config::default(),
+            "x",
+        );
+        assert!(r.writes.is_empty());
+        assert_eq!(r.requeue_at, Some(t("2026-01-01T00:00:02Z")));
+        let r = sync(
+            running,
+            &nodes,
+            &[],
+            t("2026-01-01T00:00:02Z"),
+            &Config::default(),
+            "x",
+        );
+        let [Write::UpdateStatus(ready)] = r.writes.as_slice() else {
+            panic!("{:#?}", r.writes)
+        };
+        assert!(obj::pod_ready(ready));
+        assert_eq!(
+            obj::condition(ready, "Ready").unwrap()["lastTransitionTime"],
+            json!("2026-01-01T00:00:02Z")
+        );
+        assert_eq!(
+            ready["status"]["containerStatuses"][0]["ready"],
+            json!(true)
+        );
+        assert_eq!(ready["status"]["podIP"], json!("10.244.0.5"));
+        assert!(
+            sync(
+                ready,
+                &nodes,
+                &[],
+                t("2026-01-01T00:00:09Z"),
+                &Config::default(),
+                "x"
+            )
+            .writes
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn never_ready_pods_stay_not_ready() {
+        let now = t("2026-01-01T00:00:00Z");
+        let nodes = [node("n1", "172.18.0.2", now)];
+        let mut p = pod("n1");
+        p["metadata"]["annotations"] = json!({NEVER_READY: "true"});
+        let r = sync(&p, &nodes, &[], now, &Config::default(), "10.244.0.5");
+        let [Write::UpdateStatus(running)] = r.writes.as_slice() else {
+            panic!()
+        };
+        let ready = obj::condition(running, "Ready").unwrap();
+        assert_eq!(ready["reason"], json!("ContainersNotReady"));
+        assert_eq!(
+            ready["message"],
+            json!("containers with unready status: [app]")
+        );
+        assert_eq!(r.requeue_at, None);
+        let later = t("2026-01-01T01:00:00Z");
+        let r = sync(running, &nodes, &[], later, &Config::default(), "x");
+        assert!(r.writes.is_empty() && r.requeue_at.is_none());
+    }
+
+    #[test]
+    fn terminating_pods_are_finished() {
+        let mut p = pod("n1");
+        p["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        let r = sync(
+            &p,
+            &[],
+            &[],
+            t("2026-01-01T00:00:00Z"),
+            &Config::default(),
+            "x",
+        );
+        assert_eq!(
+            r.writes,
+            vec![Write::Delete {
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                namespace: Some("default".into()),
+                name: "p".into(),
+                uid: "pu".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn node_shape() {
+        let n = node("kubesim-node-1", "172.18.0.2", t("2026-01-01T00:00:00Z"));
+        assert_eq!(n["metadata"]["name"], json!("kubesim-node-1"));
+        assert!(node_ready(&n));
+        assert_eq!(node_ip(&n), Some("172.18.0.2"));
+        assert_eq!(n["status"]["capacity"]["pods"], json!("110"));
+    }
+}

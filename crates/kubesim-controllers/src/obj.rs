@@ -264,7 +264,8 @@ fn is_empty(v: &Value) -> bool {
 
 /// Semantic deep equality (nil == empty).
 pub(crate) fn sem_eq(a: &Value, b: &Value) -> bool {
-    normalize(a) == normalize(b)
+    // Wrapped so that a top-level null and an empty object/array compare equal too.
+    normalize(&json!({ "v": a })) == normalize(&json!({ "v": b }))
 }
 
 /// Pod phase, `Pending` when absent.
@@ -383,6 +384,7 @@ mod tests {
             &json!({"d": 1})
         ));
         assert!(!sem_eq(&json!({"d": 1}), &json!({"d": 2})));
+        assert!(sem_eq(&Value::Null, &json!([])));
     }
 
     #[test]

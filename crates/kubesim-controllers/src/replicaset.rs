@@ -299,3 +299,150 @@ fn rank_cmp(a: &Value, b: &Value, pods: &[&Value], now: Timestamp) -> Ordering {
     }
     by_uid()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        "2026-01-01T00:01:00Z".parse().unwrap()
+    }
+
+    fn rs(replicas: i64) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "web-abc", "namespace": "default", "uid": "rs-uid", "generation": 2,
+                "resourceVersion": "7"},
+            "spec": {"replicas": replicas, "minReadySeconds": 0,
+                "selector": {"matchLabels": {"app": "web", "pod-template-hash": "abc"}},
+                "template": {"metadata": {"labels": {"app": "web", "pod-template-hash": "abc"},
+                    "annotations": {"a": "b"}},
+                    "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})
+    }
+
+    fn pod(name_: &str, node: &str, ready_since: Option<&str>) -> Value {
+        let mut p = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name_, "namespace": "default", "uid": format!("u-{name_}"),
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+                "labels": {"app": "web", "pod-template-hash": "abc"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc",
+                    "uid": "rs-uid", "controller": true, "blockOwnerDeletion": true}]},
+            "spec": {"nodeName": node}, "status": {"phase": "Running"}});
+        if let Some(t) = ready_since {
+            p["status"]["conditions"] =
+                json!([{"type": "Ready", "status": "True", "lastTransitionTime": t}]);
+        }
+        p
+    }
+
+    #[test]
+    fn creates_missing_pods_from_the_template() {
+        let r = sync(&rs(2), &[], now());
+        let creates: Vec<&Value> = r
+            .writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Create(v) => Some(v),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(creates.len(), 2);
+        assert_eq!(
+            creates[0],
+            &json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"generateName": "web-abc-", "namespace": "default",
+                    "labels": {"app": "web", "pod-template-hash": "abc"}, "annotations": {"a": "b"},
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc",
+                        "uid": "rs-uid", "controller": true, "blockOwnerDeletion": true}]},
+                "spec": {"containers": [{"name": "c", "image": "nginx"}]}})
+        );
+        let Some(Write::UpdateStatus(st)) = r.writes.last() else {
+            panic!("{:#?}", r.writes);
+        };
+        assert_eq!(
+            st["status"],
+            json!({"replicas": 0, "observedGeneration": 2})
+        );
+    }
+
+    #[test]
+    fn deletes_the_worst_pods_first() {
+        let pods = vec![
+            pod("ready-old", "n1", Some("2026-01-01T00:00:00Z")),
+            pod("unscheduled", "", None),
+            pod("not-ready", "n1", None),
+            pod("ready-new", "n1", Some("2026-01-01T00:00:59Z")),
+        ];
+        let r = sync(&rs(1), &pods, now());
+        let deleted: Vec<&str> = r
+            .writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Delete { name, .. } => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(deleted, vec!["unscheduled", "not-ready", "ready-new"]);
+        let Some(Write::UpdateStatus(st)) = r.writes.last() else {
+            panic!("{:#?}", r.writes);
+        };
+        assert_eq!(
+            st["status"],
+            json!({"replicas": 1, "fullyLabeledReplicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+                "observedGeneration": 2})
+        );
+    }
+
+    #[test]
+    fn adopts_orphans_and_releases_mismatches() {
+        let mut orphan = pod("o", "n1", None);
+        obj::remove(&mut orphan, &["metadata", "ownerReferences"]);
+        let mut stray = pod("s", "n1", None);
+        stray["metadata"]["labels"] = json!({"app": "other"});
+        let r = sync(&rs(1), &[orphan, stray], now());
+        assert_eq!(r.writes.len(), 2);
+        let Write::Update(adopted) = &r.writes[0] else {
+            panic!()
+        };
+        assert_eq!(controller_uid(adopted), Some("rs-uid"));
+        let Write::Update(released) = &r.writes[1] else {
+            panic!()
+        };
+        assert_eq!(released["metadata"].get("ownerReferences"), None);
+    }
+
+    #[test]
+    fn min_ready_seconds_requeues_and_gates_availability() {
+        let mut r = rs(1);
+        r["spec"]["minReadySeconds"] = json!(30);
+        r["status"] = json!({"replicas": 1, "fullyLabeledReplicas": 1, "readyReplicas": 1, "observedGeneration": 2});
+        let pods = [pod("p", "n1", Some("2026-01-01T00:00:50Z"))];
+        let out = sync(&r, &pods, now());
+        assert!(out.writes.is_empty(), "{:#?}", out.writes);
+        assert_eq!(
+            out.requeue_at,
+            Some("2026-01-01T00:01:21Z".parse().unwrap())
+        );
+        let later: Timestamp = "2026-01-01T00:01:21Z".parse().unwrap();
+        let out = sync(&r, &pods, later);
+        let [Write::UpdateStatus(st)] = out.writes.as_slice() else {
+            panic!("{:#?}", out.writes)
+        };
+        assert_eq!(st["status"]["availableReplicas"], json!(1));
+    }
+
+    #[test]
+    fn terminating_and_finished_pods_do_not_count() {
+        let mut gone = pod("g", "n1", None);
+        gone["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:30Z");
+        let mut done = pod("d", "n1", None);
+        done["status"]["phase"] = json!("Succeeded");
+        let out = sync(&rs(0), &[gone, done], now());
+        let [Write::UpdateStatus(st)] = out.writes.as_slice() else {
+            panic!("{:#?}", out.writes)
+        };
+        assert_eq!(
+            st["status"],
+            json!({"replicas": 0, "observedGeneration": 2})
+        );
+    }
+}
