@@ -333,12 +333,21 @@ impl Cx<'_> {
         let status = self.d.get("status").cloned().unwrap_or(Value::Null);
         let conds = conditions(&status);
         let c = cond(&conds, "Progressing")?;
-        if complete(&self.d, &status) || cond_field(c, "reason") == "ProgressDeadlineExceeded" {
+        // NewReplicaSetAvailable never times out (a scale-up after completion keeps that
+        // reason), so a requeue would only spin.
+        if complete(&self.d, &status)
+            || matches!(
+                cond_field(c, "reason"),
+                "ProgressDeadlineExceeded" | "NewReplicaSetAvailable"
+            )
+        {
             return None;
         }
         let lut = parse_time(cond_field(c, "lastUpdateTime"))?;
         let at = lut.checked_add(SignedDuration::from_secs(pds + 1)).ok()?;
-        Some(if at <= self.now { self.now } else { at })
+        // The real controller rate-limits an overdue requeue; one second here.
+        let soonest = self.now.checked_add(SignedDuration::from_secs(1)).ok()?;
+        Some(at.max(soonest))
     }
 
     fn status(&self) -> Value {

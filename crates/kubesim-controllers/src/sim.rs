@@ -597,9 +597,15 @@ mod tests {
             rs["status"],
             json!({"replicas": 3, "fullyLabeledReplicas": 3, "readyReplicas": 3, "availableReplicas": 3, "observedGeneration": 1})
         );
+        let log: Vec<&str> = c.rollout_log.iter().map(String::as_str).collect();
         assert_eq!(
-            c.rollout_log.last().unwrap(),
-            "deployment \"web\" successfully rolled out"
+            log,
+            [
+                "Waiting for deployment spec update to be observed...",
+                "Waiting for deployment \"web\" rollout to finish: 0 out of 3 new replicas have been updated...",
+                "Waiting for deployment \"web\" rollout to finish: 0 of 3 updated replicas are available...",
+                "deployment \"web\" successfully rolled out",
+            ]
         );
         assert!(
             c.events
@@ -801,6 +807,52 @@ mod tests {
         let rss = c.owned_rss("web");
         assert_eq!((spec_of(&rss[0]), spec_of(&rss[1])), (3, 1));
         assert_eq!(c.pass().0, 0);
+    }
+
+    #[test]
+    fn scale_up_of_a_complete_deployment_with_stuck_pods_does_not_spin() {
+        let mut c = rolled_out(2);
+        c.cfg.default_ready_after = Duration::from_secs(3600);
+        c.advance(3600);
+        c.edit("web", |d| d["spec"]["replicas"] = json!(4));
+        let requeue = c.settle();
+        assert!(requeue.is_none_or(|t| t > c.now), "{requeue:?}");
+        let d = c.get("Deployment", "web");
+        assert_eq!(spec_of(&c.owned_rss("web")[0]), 4);
+        assert_eq!(
+            obj::condition(&d, "Progressing").unwrap()["reason"],
+            json!("NewReplicaSetAvailable")
+        );
+        // 2 available of 4, maxUnavailable 1 → not available.
+        assert_eq!(
+            obj::condition(&d, "Available").unwrap()["status"],
+            json!("False")
+        );
+        assert_eq!(
+            rollout_status(&d),
+            "Waiting for deployment \"web\" rollout to finish: 2 of 4 updated replicas are available..."
+        );
+        let scaled = c
+            .events
+            .iter()
+            .any(|e| e["message"].as_str().unwrap().ends_with("to 4 from 2"));
+        assert!(scaled);
+    }
+
+    #[test]
+    fn scale_down_during_rollout_is_proportional() {
+        let mut c = rolled_out(10);
+        c.cfg.default_ready_after = Duration::from_secs(5);
+        c.edit("web", |d| set_image(d, "nginx:1.25"));
+        c.settle();
+        c.edit("web", |d| d["spec"]["replicas"] = json!(5));
+        c.pass();
+        let rss = c.owned_rss("web");
+        // allowed 5 + surge 2 = 7, had 8 + 5 = 13: old round(8*7/13) = 4, new round(5*7/13) = 3.
+        assert_eq!((spec_of(&rss[0]), spec_of(&rss[1])), (4, 3));
+        c.run_for(300);
+        let rss = c.owned_rss("web");
+        assert_eq!((spec_of(&rss[0]), spec_of(&rss[1])), (0, 5));
     }
 
     #[test]
