@@ -571,7 +571,10 @@ fn sanitize(scope: Scope, applied: &Value) -> Value {
                 .filter(|(mk, mv)| !mv.is_null() && !scope.ignores(&["metadata"], mk))
                 .map(|(mk, mv)| (mk.clone(), strip_nulls(mv)))
                 .collect();
-            out.insert(k.clone(), Value::Object(md));
+            // Metadata with only unowned fields (just a name) owns nothing.
+            if !md.is_empty() {
+                out.insert(k.clone(), Value::Object(md));
+            }
             continue;
         }
         out.insert(k.clone(), strip_nulls(v));
@@ -1055,5 +1058,615 @@ fn diff<'a>(
                 changed.member = true;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const T1: &str = "2026-11-21T22:12:28Z";
+    const T2: &str = "2026-11-21T22:13:00Z";
+    const T3: &str = "2026-11-21T22:14:00Z";
+
+    fn req<'a>(manager: &'a str, force: bool, time: &'a str) -> ApplyRequest<'a> {
+        ApplyRequest {
+            manager,
+            force,
+            api_version: "apps/v1",
+            subresource: None,
+            time,
+        }
+    }
+
+    fn web(image: &str, replicas: i64) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": image}]}
+                }
+            }
+        })
+    }
+
+    fn entries_of(obj: &Value) -> Vec<Value> {
+        obj["metadata"]["managedFields"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn entry<'v>(obj: &'v Value, manager: &str, op: &str) -> Option<&'v Value> {
+        obj["metadata"]["managedFields"]
+            .as_array()?
+            .iter()
+            .find(|e| e["manager"] == manager && e["operation"] == op)
+    }
+
+    fn conflict(err: ApplyError) -> (String, Vec<ConflictCause>) {
+        match err {
+            ApplyError::Conflict { message, causes } => (message, causes),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+
+    /// What the controller does after the first apply: the replica count as an Update.
+    fn controller_scales(live: &Value, replicas: i64) -> Value {
+        let mut new = live.clone();
+        new["spec"]["replicas"] = json!(replicas);
+        record_update(
+            Some(live),
+            &new,
+            "kube-controller-manager",
+            "apps/v1",
+            None,
+            T2,
+        )
+    }
+
+    #[test]
+    fn create_via_apply_records_exactly_the_applied_fields() {
+        let out = apply(None, &web("nginx:1.25", 2), &req("kubectl", false, T1)).unwrap();
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:1.25"
+        );
+        assert_eq!(out["metadata"]["name"], "web");
+        assert_eq!(
+            entries_of(&out),
+            vec![json!({
+                "manager": "kubectl", "operation": "Apply", "apiVersion": "apps/v1", "time": T1,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": {
+                    "f:metadata": {"f:labels": {"f:app": {}}},
+                    "f:spec": {
+                        "f:replicas": {},
+                        "f:selector": {},
+                        "f:template": {
+                            "f:metadata": {"f:labels": {"f:app": {}}},
+                            "f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {".": {}, "f:image": {}, "f:name": {}}}}
+                        }
+                    }
+                }
+            })]
+        );
+    }
+
+    #[test]
+    fn reapply_identical_is_a_noop() {
+        let live = apply(None, &web("nginx:1.25", 2), &req("kubectl", false, T1)).unwrap();
+        let again = apply(
+            Some(&live),
+            &web("nginx:1.25", 2),
+            &req("kubectl", false, T2),
+        )
+        .unwrap();
+        assert_eq!(again, live);
+        assert_eq!(entry(&again, "kubectl", "Apply").unwrap()["time"], T1);
+        // Byte-identical serialization too (key order kept).
+        assert_eq!(again.to_string(), live.to_string());
+    }
+
+    #[test]
+    fn changed_value_updates_object_and_time() {
+        let live = apply(None, &web("nginx:1.25", 2), &req("kubectl", false, T1)).unwrap();
+        let out = apply(
+            Some(&live),
+            &web("nginx:1.26", 2),
+            &req("kubectl", false, T2),
+        )
+        .unwrap();
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:1.26"
+        );
+        let e = entry(&out, "kubectl", "Apply").unwrap();
+        assert_eq!(e["time"], T2);
+        assert_eq!(
+            e["fieldsV1"],
+            entry(&live, "kubectl", "Apply").unwrap()["fieldsV1"]
+        );
+    }
+
+    #[test]
+    fn omitted_fields_are_removed_unless_owned_by_others() {
+        let mut first = web("nginx:1.25", 2);
+        first["metadata"]["labels"]["tier"] = json!("front");
+        first["metadata"]["annotations"] = json!({"note": "x"});
+        first["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "sidecar", "image": "busybox", "args": ["sleep"]}));
+        let live = apply(None, &first, &req("kubectl", false, T1)).unwrap();
+        // Another manager (a controller) sets an annotation of its own and the replica count.
+        let mut new = live.clone();
+        new["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!("1");
+        let live = record_update(
+            Some(&live),
+            &new,
+            "kube-controller-manager",
+            "apps/v1",
+            None,
+            T2,
+        );
+
+        // Re-apply without tier, note, the sidecar, and replicas.
+        let mut second = web("nginx:1.25", 2);
+        second["spec"]
+            .as_object_mut()
+            .unwrap()
+            .shift_remove("replicas");
+        let out = apply(Some(&live), &second, &req("kubectl", false, T3)).unwrap();
+        assert_eq!(out["metadata"]["labels"], json!({"app": "web"}));
+        assert_eq!(
+            out["metadata"]["annotations"],
+            json!({"deployment.kubernetes.io/revision": "1"})
+        );
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "web", "image": "nginx:1.25"}])
+        );
+        assert!(out["spec"].get("replicas").is_none());
+        let fields = &entry(&out, "kubectl", "Apply").unwrap()["fieldsV1"];
+        assert!(fields["f:spec"].get("f:replicas").is_none());
+        assert!(fields["f:metadata"]["f:labels"].get("f:tier").is_none());
+
+        // A field the applier drops but the controller also owns stays.
+        let live = controller_scales(&out, 3);
+        let mut third = second.clone();
+        third["spec"]["replicas"] = json!(3);
+        let shared = apply(Some(&live), &third, &req("kubectl", false, T3)).unwrap();
+        let dropped = apply(Some(&shared), &second, &req("kubectl", false, T3)).unwrap();
+        assert_eq!(dropped["spec"]["replicas"], 3);
+        assert!(
+            entry(&dropped, "kubectl", "Apply").unwrap()["fieldsV1"]["f:spec"]
+                .get("f:replicas")
+                .is_none()
+        );
+        assert!(entry(&dropped, "kube-controller-manager", "Update").unwrap()["fieldsV1"]["f:spec"]["f:replicas"].is_object());
+    }
+
+    #[test]
+    fn same_value_is_shared_ownership() {
+        let live = apply(None, &web("nginx:1.25", 2), &req("kubectl", false, T1)).unwrap();
+        let other = apply(Some(&live), &web("nginx:1.25", 2), &req("other", false, T2)).unwrap();
+        assert_eq!(
+            entry(&other, "kubectl", "Apply").unwrap()["fieldsV1"],
+            entry(&other, "other", "Apply").unwrap()["fieldsV1"]
+        );
+        assert_eq!(entry(&other, "kubectl", "Apply").unwrap()["time"], T1);
+        // The first applier can now drop the image; the other manager keeps it alive.
+        let mut no_image = web("nginx:1.25", 2);
+        no_image["spec"]["template"]["spec"]["containers"][0]
+            .as_object_mut()
+            .unwrap()
+            .shift_remove("image");
+        let out = apply(Some(&other), &no_image, &req("kubectl", false, T3)).unwrap();
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:1.25"
+        );
+    }
+
+    #[test]
+    fn conflicts_without_force() {
+        let live = apply(None, &web("nginx:1.25", 2), &req("kubectl", false, T1)).unwrap();
+        let live = controller_scales(&live, 5);
+        // Different value for a field owned by an Update manager.
+        let (message, causes) = conflict(
+            apply(
+                Some(&live),
+                &web("nginx:1.25", 2),
+                &req("kubectl", false, T3),
+            )
+            .unwrap_err(),
+        );
+        assert_eq!(
+            message,
+            "Apply failed with 1 conflict: conflict with \"kube-controller-manager\" using apps/v1: .spec.replicas"
+        );
+        assert_eq!(
+            causes,
+            vec![ConflictCause {
+                message: "conflict with \"kube-controller-manager\" using apps/v1".into(),
+                field: ".spec.replicas".into()
+            }]
+        );
+        // Applying the controller's value is fine.
+        let ok = apply(
+            Some(&live),
+            &web("nginx:1.25", 5),
+            &req("kubectl", false, T3),
+        )
+        .unwrap();
+        assert_eq!(ok["spec"]["replicas"], 5);
+
+        // Another Apply manager: no "using", several conflicts grouped by manager.
+        let mut theirs = web("nginx:1.25", 2);
+        theirs["metadata"]["labels"]["app"] = json!("web");
+        let live = apply(None, &web("nginx:1.25", 2), &req("kubectl", false, T1)).unwrap();
+        let mut mine = web("nginx:1.26", 3);
+        mine["metadata"]["labels"]["app"] = json!("api");
+        let err = apply(Some(&live), &mine, &req("ci", false, T2)).unwrap_err();
+        assert_eq!(err.code(), 409);
+        let (message, causes) = conflict(err);
+        assert_eq!(
+            message,
+            "Apply failed with 3 conflicts: conflicts with \"kubectl\":\n- .metadata.labels.app\n- .spec.replicas\n- .spec.template.spec.containers[name=\"web\"].image"
+        );
+        assert_eq!(causes.len(), 3);
+        assert_eq!(
+            causes[2].field,
+            ".spec.template.spec.containers[name=\"web\"].image"
+        );
+        assert_eq!(causes[2].message, "conflict with \"kubectl\"");
+    }
+
+    #[test]
+    fn conflict_message_orders_managers_and_renders_subresource() {
+        let live = apply(None, &web("nginx:1.25", 2), &req("a-tool", false, T1)).unwrap();
+        let mut new = live.clone();
+        new["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:9");
+        let live = record_update(Some(&live), &new, "z-ctl", "apps/v1", None, T2);
+        let mut new = live.clone();
+        new["spec"]["replicas"] = json!(7);
+        let live = record_update(Some(&live), &new, "b-ctl", "apps/v1", Some("scale"), T2);
+        let (message, _) =
+            conflict(apply(Some(&live), &web("nginx:1.25", 2), &req("me", false, T3)).unwrap_err());
+        assert_eq!(
+            message,
+            "Apply failed with 2 conflicts: conflicts with \"b-ctl\" with subresource \"scale\" using apps/v1:\n- .spec.replicas\nconflicts with \"z-ctl\" using apps/v1:\n- .spec.template.spec.containers[name=\"web\"].image"
+        );
+    }
+
+    #[test]
+    fn force_moves_ownership() {
+        let live = apply(None, &web("nginx:1.25", 2), &req("kubectl", false, T1)).unwrap();
+        let live = controller_scales(&live, 5);
+        assert!(entry(&live, "kube-controller-manager", "Update").is_some());
+        let out = apply(
+            Some(&live),
+            &web("nginx:1.25", 2),
+            &req("kubectl", true, T3),
+        )
+        .unwrap();
+        assert_eq!(out["spec"]["replicas"], 2);
+        // The controller's only field moved, so its entry is gone.
+        assert!(entry(&out, "kube-controller-manager", "Update").is_none());
+        assert_eq!(entry(&out, "kubectl", "Apply").unwrap()["time"], T3);
+    }
+
+    #[test]
+    fn status_is_not_applied_on_the_main_resource() {
+        let live = apply(None, &web("nginx:1.25", 2), &req("kubectl", false, T1)).unwrap();
+        let mut with_status = live.clone();
+        with_status["status"] = json!({"replicas": 2});
+        let live = record_update(
+            Some(&live),
+            &with_status,
+            "kube-controller-manager",
+            "apps/v1",
+            Some("status"),
+            T2,
+        );
+        let mut body = web("nginx:1.25", 2);
+        body["status"] = json!({"replicas": 9});
+        let out = apply(Some(&live), &body, &req("kubectl", false, T3)).unwrap();
+        assert_eq!(out["status"], json!({"replicas": 2}));
+        assert_eq!(out, live);
+        let e = entry(&live, "kube-controller-manager", "Update").unwrap();
+        assert_eq!(e["subresource"], "status");
+        assert_eq!(
+            e["fieldsV1"],
+            // `status` is a value struct: no `.` of its own.
+            json!({"f:status": {"f:replicas": {}}})
+        );
+    }
+
+    #[test]
+    fn status_subresource_apply_only_touches_status() {
+        let live = apply(None, &web("nginx:1.25", 2), &req("kubectl", false, T1)).unwrap();
+        let mut body = web("nginx:1.99", 9);
+        body["status"] =
+            json!({"replicas": 2, "conditions": [{"type": "Available", "status": "True"}]});
+        let r = ApplyRequest {
+            subresource: Some("status"),
+            ..req("ctl", false, T2)
+        };
+        let out = apply(Some(&live), &body, &r).unwrap();
+        assert_eq!(out["spec"], live["spec"]);
+        assert_eq!(out["status"]["replicas"], 2);
+        let e = entry(&out, "ctl", "Apply").unwrap();
+        assert_eq!(e["subresource"], "status");
+        assert_eq!(
+            e["fieldsV1"],
+            json!({"f:status": {"f:conditions": {"k:{\"type\":\"Available\"}": {".": {}, "f:status": {}, "f:type": {}}}, "f:replicas": {}}})
+        );
+    }
+
+    #[test]
+    fn invalid_bodies() {
+        let mut dup = web("nginx:1.25", 2);
+        dup["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "web", "image": "x"}));
+        let cases = [
+            (
+                dup,
+                "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): .spec.template.spec.containers: duplicate entries for key [name=\"web\"]",
+            ),
+            (
+                {
+                    let mut v = web("nginx:1.25", 2);
+                    v["metadata"]["managedFields"] = json!([]);
+                    v
+                },
+                "metadata.managedFields must be nil",
+            ),
+            (json!([1]), "apply patch must be a JSON object"),
+            (
+                {
+                    let mut v = web("nginx:1.25", 2);
+                    v["spec"]["template"]["spec"]["containers"][0]
+                        .as_object_mut()
+                        .unwrap()
+                        .shift_remove("name");
+                    v
+                },
+                "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): .spec.template.spec.containers: element 0: associative list with keys has an element that omits key field \"name\" (and doesn't have default value)",
+            ),
+        ];
+        for (body, msg) in cases {
+            let err = apply(None, &body, &req("kubectl", false, T1)).unwrap_err();
+            assert!(matches!(err, ApplyError::Invalid(_)), "{body}");
+            assert_eq!(err.code(), 400);
+            assert_eq!(err.message(), msg);
+        }
+    }
+
+    #[test]
+    fn record_update_on_create_owns_everything_present() {
+        let mut obj = web("nginx:1.25", 2);
+        obj["metadata"]["uid"] = json!("u1");
+        obj["metadata"]["creationTimestamp"] = json!(T1);
+        obj["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}});
+        obj["spec"]["template"]["spec"]["containers"][0]["ports"] = json!([{"containerPort": 80}]);
+        obj["spec"]["template"]["spec"]["containers"][0]["resources"] = json!({});
+        obj["status"] = json!({});
+        let out = record_update(None, &obj, "kubectl-create", "apps/v1", None, T1);
+        let e = entries_of(&out);
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            e[0],
+            json!({
+                "manager": "kubectl-create", "operation": "Update", "apiVersion": "apps/v1", "time": T1,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": {
+                    "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+                    "f:spec": {
+                        "f:replicas": {},
+                        "f:selector": {},
+                        "f:strategy": {"f:rollingUpdate": {".": {}, "f:maxSurge": {}, "f:maxUnavailable": {}}, "f:type": {}},
+                        "f:template": {
+                            "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+                            "f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {
+                                ".": {}, "f:image": {}, "f:name": {},
+                                "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}},
+                                "f:resources": {}
+                            }}}
+                        }
+                    }
+                }
+            })
+        );
+        // Everything except managedFields is the input.
+        let mut stripped = out.clone();
+        stripped["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .shift_remove("managedFields");
+        assert_eq!(stripped, obj);
+    }
+
+    #[test]
+    fn record_update_takes_changed_fields_from_others() {
+        let live = apply(None, &web("nginx:1.25", 2), &req("kubectl", false, T1)).unwrap();
+        // kubectl set image (SMP) by another manager.
+        let mut new = live.clone();
+        new["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.26");
+        new["metadata"]["annotations"] = json!({"a": "b"});
+        let out = record_update(Some(&live), &new, "kubectl-set", "apps/v1", None, T2);
+        let mine = entry(&out, "kubectl-set", "Update").unwrap();
+        assert_eq!(
+            mine["fieldsV1"],
+            json!({"f:metadata": {"f:annotations": {".": {}, "f:a": {}}},
+                   "f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {"f:image": {}}}}}}})
+        );
+        let applier = entry(&out, "kubectl", "Apply").unwrap();
+        assert!(applier["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"web\"}"].get("f:image").is_none());
+        assert_eq!(applier["time"], T1);
+        // Apply entries sort before Update entries.
+        assert_eq!(entries_of(&out)[0]["operation"], "Apply");
+        // No change: managedFields untouched.
+        assert_eq!(
+            record_update(Some(&out), &out, "other", "apps/v1", None, T3),
+            out
+        );
+        // Removing the annotation removes it from the owner's set (and the now empty entry stays
+        // only while it owns something).
+        let mut gone = out.clone();
+        gone["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .shift_remove("annotations");
+        let after = record_update(Some(&out), &gone, "third", "apps/v1", None, T3);
+        assert!(
+            entry(&after, "kubectl-set", "Update").unwrap()["fieldsV1"]["f:metadata"].is_null()
+        );
+        assert!(entry(&after, "third", "Update").is_none());
+    }
+
+    #[test]
+    fn record_update_caps_update_entries() {
+        let mut live = apply(None, &web("nginx:1.25", 2), &req("kubectl", false, T1)).unwrap();
+        for i in 0..12 {
+            let mut new = live.clone();
+            if new["metadata"].get("annotations").is_none() {
+                new["metadata"]["annotations"] = json!({});
+            }
+            new["metadata"]["annotations"][format!("m{i}")] = json!("x");
+            let t = format!("2026-11-21T23:{i:02}:00Z");
+            live = record_update(Some(&live), &new, &format!("m{i:02}"), "apps/v1", None, &t);
+        }
+        let e = entries_of(&live);
+        let updates: Vec<&Value> = e.iter().filter(|e| e["operation"] == "Update").collect();
+        assert_eq!(updates.len(), 10);
+        assert!(updates.iter().any(|e| e["manager"] == "ancient-changes"));
+        assert!(updates.iter().any(|e| e["manager"] == "m11"));
+        assert!(!updates.iter().any(|e| e["manager"] == "m00"));
+    }
+
+    #[test]
+    fn map_list_merge_order_and_sets() {
+        let mut live = web("nginx:1.25", 2);
+        live["metadata"]["finalizers"] = json!(["a"]);
+        live["spec"]["template"]["spec"]["containers"] = json!([{"name": "a", "image": "1"}, {"name": "x", "image": "2"}, {"name": "b", "image": "3"}]);
+        let live = record_update(None, &live, "creator", "apps/v1", None, T1);
+        let mut body = web("nginx:1.25", 2);
+        body["metadata"]["finalizers"] = json!(["b"]);
+        body["spec"]["template"]["spec"]["containers"] = json!([{"name": "a", "image": "1"}, {"name": "c", "image": "4"}, {"name": "b", "image": "3"}]);
+        let out = apply(Some(&live), &body, &req("kubectl", false, T2)).unwrap();
+        let names: Vec<&str> = out["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["a", "x", "c", "b"]);
+        assert_eq!(out["metadata"]["finalizers"], json!(["a", "b"]));
+        let f = &entry(&out, "kubectl", "Apply").unwrap()["fieldsV1"];
+        assert_eq!(f["f:metadata"]["f:finalizers"], json!({"v:\"b\"": {}}));
+    }
+
+    #[test]
+    fn service_ports_keyed_by_port_and_protocol() {
+        let svc = |target: i64| {
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
+                   "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": target}]}})
+        };
+        let r = ApplyRequest {
+            api_version: "v1",
+            ..req("kubectl", false, T1)
+        };
+        let live = apply(None, &svc(8080), &r).unwrap();
+        assert_eq!(
+            entry(&live, "kubectl", "Apply").unwrap()["fieldsV1"]["f:spec"],
+            json!({"f:ports": {"k:{\"port\":80,\"protocol\":\"TCP\"}": {".": {}, "f:port": {}, "f:targetPort": {}}},
+                   "f:selector": {"f:app": {}}})
+        );
+        // The defaulted protocol in the live object matches the key of an item that omits it.
+        let mut defaulted = live.clone();
+        defaulted["spec"]["ports"][0]["protocol"] = json!("TCP");
+        let out = apply(Some(&defaulted), &svc(9090), &r).unwrap();
+        assert_eq!(
+            out["spec"]["ports"],
+            json!([{"port": 80, "targetPort": 9090, "protocol": "TCP"}])
+        );
+        let (message, _) =
+            conflict(apply(Some(&out), &svc(1), &ApplyRequest { manager: "x", ..r }).unwrap_err());
+        assert_eq!(
+            message,
+            "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.ports[port=80,protocol=\"TCP\"].targetPort"
+        );
+    }
+
+    #[test]
+    fn atomic_selector_and_granular_labels() {
+        let live = apply(None, &web("nginx:1.25", 2), &req("kubectl", false, T1)).unwrap();
+        let mut body = web("nginx:1.25", 2);
+        body["spec"]["selector"] = json!({"matchLabels": {"tier": "x"}});
+        body["metadata"]["labels"] = json!({"extra": "1"});
+        let out = apply(Some(&live), &body, &req("kubectl", false, T2)).unwrap();
+        // Atomic: replaced whole, not merged.
+        assert_eq!(
+            out["spec"]["selector"],
+            json!({"matchLabels": {"tier": "x"}})
+        );
+        // Granular: `app` dropped by its only owner, `extra` added.
+        assert_eq!(out["metadata"]["labels"], json!({"extra": "1"}));
+    }
+
+    #[test]
+    fn unknown_kinds_lists_atomic() {
+        let body = |items: Value| {
+            json!({"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w"}, "spec": {"items": items, "m": {"a": 1}}})
+        };
+        let r = ApplyRequest {
+            api_version: "example.com/v1",
+            ..req("kubectl", false, T1)
+        };
+        let live = apply(None, &body(json!([{"name": "a"}])), &r).unwrap();
+        assert_eq!(
+            entry(&live, "kubectl", "Apply").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:items": {}, "f:m": {"f:a": {}}}})
+        );
+        let out = apply(Some(&live), &body(json!([{"name": "b"}])), &r).unwrap();
+        assert_eq!(out["spec"]["items"], json!([{"name": "b"}]));
+    }
+
+    #[test]
+    fn typical_deployment_apply_is_fast() {
+        let mut body = web("nginx:1.25", 3);
+        body["spec"]["template"]["spec"]["containers"][0]["env"] = json!(
+            (0..10)
+                .map(|i| json!({"name": format!("E{i}"), "value": "v"}))
+                .collect::<Vec<_>>()
+        );
+        body["spec"]["template"]["spec"]["containers"][0]["ports"] = json!([{"containerPort": 80}]);
+        let live = apply(None, &body, &req("kubectl", false, T1)).unwrap();
+        let live = controller_scales(&live, 3);
+        let start = std::time::Instant::now();
+        let n: u32 = std::env::var("APPLY_BENCH_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200);
+        for i in 0..n {
+            body["spec"]["template"]["spec"]["containers"][0]["image"] =
+                json!(format!("nginx:{i}"));
+            let out = apply(Some(&live), &body, &req("kubectl", false, T2)).unwrap();
+            assert!(out.is_object());
+        }
+        let per = start.elapsed() / n;
+        eprintln!("apply: {per:?} per call");
+        // Generous bound for unoptimised test builds on a shared 2-core machine.
+        assert!(per < std::time::Duration::from_millis(5), "{per:?}");
     }
 }
