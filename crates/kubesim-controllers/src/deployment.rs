@@ -20,9 +20,13 @@ use crate::{Reconciled, Write};
 
 /// Label added to every ReplicaSet (and its pods) of a Deployment.
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
+/// Revision of a ReplicaSet (and of the Deployment's current one).
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
+/// Earlier revisions of a reused ReplicaSet, comma-separated, oldest first.
 pub const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
+/// `d.spec.replicas` when the ReplicaSet was last scaled.
 pub const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
+/// `d.spec.replicas + maxSurge` when the ReplicaSet was last scaled.
 pub const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
 const ROLLBACK_TO: &str = "deprecated.deployment.rollback.to";
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -57,7 +61,13 @@ pub fn template_hash(template: &Value, collision_count: Option<i64>) -> String {
         .collect()
 }
 
-/// One sync of Deployment `d` (stored form). See the crate docs of this module.
+/// One sync of Deployment `d` (stored form). `rss`: every ReplicaSet of d's namespace
+/// (adoption/release and ownership filtering happen here; an adoption or release is a step of
+/// its own); `pods`: the namespace's pods (Recreate waits for old ones). Returns the
+/// ReplicaSet creates/updates/deletes, `ScalingReplicaSet` events and at most one
+/// `UpdateStatus` of `d` (status + the revision annotation), only when something changed;
+/// `requeue_at` = Progressing.lastUpdateTime + progressDeadlineSeconds + 1s while a rollout
+/// is incomplete and not yet timed out.
 pub fn sync(d: &Value, rss: &[Value], pods: &[Value], now: Timestamp) -> Reconciled {
     let now = obj::trunc(now);
     let mut out = Reconciled::default();

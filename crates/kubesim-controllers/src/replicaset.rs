@@ -21,7 +21,10 @@ const BURST: usize = 500;
 const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
 const COMPONENT: &str = "replicaset-controller";
 
-/// One sync of ReplicaSet `rs` against the pods of its namespace.
+/// One sync of ReplicaSet `rs` against the pods of its namespace: adoption/release (a step of
+/// its own), then pod creates (all missing pods at once, generateName `<rs>-`) or ranked
+/// deletes, and an `UpdateStatus` when the status changed (pods deleted in this call are
+/// already left out). `requeue_at`: when the next pod passes `minReadySeconds`.
 pub fn sync(rs: &Value, pods: &[Value], now: Timestamp) -> Reconciled {
     let now = obj::trunc(now);
     let mut out = Reconciled::default();
