@@ -228,7 +228,7 @@ pub fn base64_encode(data: &[u8]) -> String {
 /// (`illegal base64 data at input byte i`).
 pub fn base64_decode(s: &str) -> Result<Vec<u8>, usize> {
     let bytes = s.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         // Go reports the position where the incomplete quantum starts being read.
         let valid = bytes.iter().take_while(|b| B64.contains(b)).count();
         return Err(valid.min(bytes.len() / 4 * 4));

@@ -25,12 +25,14 @@ pub mod table;
 pub mod validation;
 
 pub use defaults::default;
-//TMP pub use discovery::{aggregated_discovery, api_group_list, api_resource_list, api_versions, version};
-//TMP pub use openapi::{openapi_v3_group_version, openapi_v3_root};
+pub use discovery::{
+    aggregated_discovery, api_group_list, api_resource_list, api_versions, version,
+};
+pub use openapi::{openapi_v3_group_version, openapi_v3_root};
 pub use resources::{Resource, by_kind, by_plural, resources};
-//TMP pub use scale::{apply_scale, scale_of};
+pub use scale::{apply_scale, scale_of};
 pub use strategy::{prepare_create, prepare_update};
-//TMP pub use table::table;
+pub use table::table;
 pub use validation::{Cause, Invalid, validate};
 
 /// JSON value type used throughout (re-exported so callers need not name serde_json).

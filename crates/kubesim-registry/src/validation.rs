@@ -1136,7 +1136,7 @@ fn validate_secret(obj: &Value, old: Option<&Value>, errs: &mut Errs) {
     let ty = obj.get("type").and_then(Value::as_str).unwrap_or("");
     let mut require = |k: &str| errs.push(Cause::required(format!("data[{k}]"), ""));
     match ty {
-        "kubernetes.io/service-account-token" => {
+        "kubernetes.io/service-account-token"
             if at(
                 obj,
                 &[
@@ -1146,13 +1146,12 @@ fn validate_secret(obj: &Value, old: Option<&Value>, errs: &mut Errs) {
                 ],
             )
             .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-            {
-                errs.push(Cause::required(
-                    "metadata.annotations[kubernetes.io/service-account.name]",
-                    "",
-                ));
-            }
+            .is_none_or(str::is_empty) =>
+        {
+            errs.push(Cause::required(
+                "metadata.annotations[kubernetes.io/service-account.name]",
+                "",
+            ));
         }
         "kubernetes.io/dockercfg" if !has(".dockercfg") => require(".dockercfg"),
         "kubernetes.io/dockerconfigjson" if !has(".dockerconfigjson") => {
