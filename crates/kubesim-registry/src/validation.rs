@@ -166,67 +166,43 @@ impl Invalid {
     }
 }
 
-/// Render a value the way `field.Error` does: numbers/bools bare, strings quoted, string maps
-/// as `map[string]string{"k":"v"}`, string lists as `[]string{"a", "b"}`, null as `null`.
+/// Render a value the way `field.Error` does (Kubernetes ≥ 1.33, which the spec quotes:
+/// `Invalid value: 0` for an IntOrString): numbers/bools bare, strings quoted, everything else
+/// as compact JSON with map keys sorted (Go's `json.Marshal`), null as `null`.
 pub fn render(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
         Value::String(s) => quote(s),
         Value::Number(_) | Value::Bool(_) => v.to_string(),
-        Value::Object(m) if m.values().all(Value::is_string) => {
-            let mut pairs: Vec<(&String, &Value)> = m.iter().collect();
-            pairs.sort_by(|a, b| a.0.cmp(b.0));
-            let body: Vec<String> = pairs
-                .iter()
-                .map(|(k, v)| format!("{}:{}", quote(k), render(v)))
-                .collect();
-            format!("map[string]string{{{}}}", body.join(", "))
-        }
-        Value::Array(a) if a.iter().all(Value::is_string) => {
-            let body: Vec<String> = a.iter().map(render).collect();
-            format!("[]string{{{}}}", body.join(", "))
-        }
-        other => other.to_string(),
+        other => sorted(other).to_string(),
     }
 }
 
-/// `map[string]string(nil)` for an absent map, else [`render`].
-fn render_map(v: Option<&Value>) -> String {
+/// A copy of `v` with object keys sorted recursively.
+fn sorted(v: &Value) -> Value {
     match v {
-        None | Some(Value::Null) => "map[string]string(nil)".into(),
-        Some(v) => render(v),
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted(&m[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
     }
 }
 
-/// Go `%#v` of a `metav1.LabelSelector` (used for immutable/empty selector messages).
+/// `null` for an absent map, else [`render`].
+fn render_map(v: Option<&Value>) -> String {
+    v.map_or_else(|| "null".into(), render)
+}
+
+/// A `metav1.LabelSelector` as JSON (used for immutable/empty selector messages).
 fn render_selector(sel: Option<&Value>) -> String {
-    let Some(sel) = sel.filter(|s| !s.is_null()) else {
-        return "null".into();
-    };
-    let ml = render_map(sel.get("matchLabels"));
-    let me = match sel.get("matchExpressions").and_then(Value::as_array) {
-        None => "[]v1.LabelSelectorRequirement(nil)".to_string(),
-        Some(a) => {
-            let items: Vec<String> = a
-                .iter()
-                .map(|e| {
-                    let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-                    let op = e.get("operator").and_then(Value::as_str).unwrap_or("");
-                    let vals = match e.get("values") {
-                        Some(v @ Value::Array(_)) => render(v),
-                        _ => "[]string(nil)".to_string(),
-                    };
-                    format!(
-                        "v1.LabelSelectorRequirement{{Key:{}, Operator:{}, Values:{vals}}}",
-                        quote(key),
-                        quote(op)
-                    )
-                })
-                .collect();
-            format!("[]v1.LabelSelectorRequirement{{{}}}", items.join(", "))
-        }
-    };
-    format!("v1.LabelSelector{{MatchLabels:{ml}, MatchExpressions:{me}}}")
+    render_map(sel)
 }
 
 // ---- name / label syntax (k8s.io/apimachinery/pkg/util/validation) ----
@@ -1059,7 +1035,7 @@ fn validate_service(obj: &Value, old: Option<&Value>, errs: &mut Errs) {
             errs.push(Cause::duplicate(
                 format!("spec.ports[{i}]"),
                 &format!(
-                    "core.ServicePort{{Name:\"\", Protocol:{}, AppProtocol:(*string)(nil), Port:{}, TargetPort:intstr.IntOrString{{Type:0, IntVal:0, StrVal:\"\"}}, NodePort:0}}",
+                    "{{\"Name\":\"\",\"Protocol\":{},\"AppProtocol\":null,\"Port\":{},\"TargetPort\":0,\"NodePort\":0}}",
                     quote(key.1),
                     key.0
                 ),
@@ -1317,7 +1293,7 @@ mod tests {
             causes(check("apps/v1", "Deployment", None, d)),
             vec![
                 "spec.selector: Required value".to_string(),
-                "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"web\"}: `selector` does not match template `labels`".into()
+                "spec.template.metadata.labels: Invalid value: {\"app\":\"web\"}: `selector` does not match template `labels`".into()
             ]
         );
         assert_eq!(
@@ -1327,9 +1303,7 @@ mod tests {
                 None,
                 with(deployment(), "/spec/selector", json!({}))
             )),
-            vec![
-                "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment"
-            ]
+            vec!["spec.selector: Invalid value: {}: empty selector is invalid for deployment"]
         );
         assert_eq!(
             causes(check(
@@ -1343,7 +1317,7 @@ mod tests {
                 )
             )),
             vec![
-                "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"web\"}: `selector` does not match template `labels`"
+                "spec.template.metadata.labels: Invalid value: {\"app\":\"web\"}: `selector` does not match template `labels`"
             ]
         );
         // Immutable on update.
@@ -1360,7 +1334,7 @@ mod tests {
         assert_eq!(
             causes(check("apps/v1", "Deployment", Some(deployment()), new)),
             vec![
-                "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"web\", \"x\":\"y\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"
+                "spec.selector: Invalid value: {\"matchLabels\":{\"app\":\"web\",\"x\":\"y\"}}: field is immutable"
             ]
         );
     }
@@ -1503,9 +1477,7 @@ mod tests {
                 None,
                 with(rs.clone(), "/spec/selector", json!({}))
             )),
-            vec![
-                "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment"
-            ]
+            vec!["spec.selector: Invalid value: {}: empty selector is invalid for deployment"]
         );
         assert_eq!(
             causes(check(
@@ -1766,7 +1738,7 @@ mod tests {
                 json!({"ports": [{"name": "a", "port": 80}, {"name": "b", "port": 80}]})
             )),
             vec![
-                "spec.ports[1]: Duplicate value: core.ServicePort{Name:\"\", Protocol:\"TCP\", AppProtocol:(*string)(nil), Port:80, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}, NodePort:0}"
+                "spec.ports[1]: Duplicate value: {\"Name\":\"\",\"Protocol\":\"TCP\",\"AppProtocol\":null,\"Port\":80,\"TargetPort\":0,\"NodePort\":0}"
             ]
         );
         assert_eq!(
@@ -1800,9 +1772,7 @@ mod tests {
                 Some(old),
                 json!({"metadata": {"name": "web"}, "spec": {"clusterIP": "10.96.0.2", "ports": [{"port": 80}]}})
             )),
-            vec![
-                "spec.clusterIPs[0]: Invalid value: []string{\"10.96.0.2\"}: may not change once set"
-            ]
+            vec!["spec.clusterIPs[0]: Invalid value: [\"10.96.0.2\"]: may not change once set"]
         );
     }
 
@@ -1848,10 +1818,10 @@ mod tests {
         assert_eq!(render(&json!("a")), "\"a\"");
         assert_eq!(render(&json!(3)), "3");
         assert_eq!(
-            render(&json!({"b": "1", "a": "2"})),
-            "map[string]string{\"a\":\"2\", \"b\":\"1\"}"
+            render(&json!({"b": {"d": 2, "c": 1}, "a": "2"})),
+            "{\"a\":\"2\",\"b\":{\"c\":1,\"d\":2}}"
         );
-        assert_eq!(render(&json!(["x"])), "[]string{\"x\"}");
+        assert_eq!(render(&json!(["x"])), "[\"x\"]");
         assert_eq!(render(&Value::Null), "null");
     }
 }
