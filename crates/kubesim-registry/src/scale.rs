@@ -57,8 +57,10 @@ pub fn scale_of(res: &Resource, obj: &Value) -> Option<Value> {
 }
 
 /// Write `scale.spec.replicas` into `obj.spec.replicas` (absent means 0, as the Go type has no
-/// pointer). Negative or non-integer replicas → 422 on `Scale.autoscaling`.
-pub fn apply_scale(obj: &mut Value, scale: &Value) -> Result<(), Invalid> {
+/// pointer). Negative or non-integer replicas → 422 on `Scale.autoscaling`; so is a kind
+/// without a `/scale` subresource (`spec.replicas: Forbidden`), which callers should have
+/// routed to 404 already.
+pub fn apply_scale(res: &Resource, obj: &mut Value, scale: &Value) -> Result<(), Invalid> {
     let name = scale
         .pointer("/metadata/name")
         .or_else(|| obj.pointer("/metadata/name"))
@@ -71,6 +73,12 @@ pub fn apply_scale(obj: &mut Value, scale: &Value) -> Result<(), Invalid> {
         name: name.clone(),
         causes: vec![cause],
     };
+    if !res.has_subresource("scale") {
+        return Err(invalid(Cause::forbidden(
+            "spec.replicas",
+            &format!("{} has no scale subresource", res.group_resource()),
+        )));
+    }
     let replicas = match scale.pointer("/spec/replicas") {
         None | Some(Value::Null) => 0,
         Some(v) => match v.as_i64() {
@@ -133,12 +141,14 @@ mod tests {
 
     #[test]
     fn apply_scale_writes_replicas() {
+        let res = by_kind("apps/v1", "Deployment").unwrap();
         let mut d = deployment();
-        apply_scale(&mut d, &json!({"spec": {"replicas": 5}})).unwrap();
+        apply_scale(res, &mut d, &json!({"spec": {"replicas": 5}})).unwrap();
         assert_eq!(d["spec"]["replicas"], 5);
-        apply_scale(&mut d, &json!({"spec": {}})).unwrap();
+        apply_scale(res, &mut d, &json!({"spec": {}})).unwrap();
         assert_eq!(d["spec"]["replicas"], 0);
         let err = apply_scale(
+            res,
             &mut d,
             &json!({"metadata": {"name": "web"}, "spec": {"replicas": -1}}),
         )
@@ -148,5 +158,7 @@ mod tests {
             "Scale.autoscaling \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"
         );
         assert_eq!(d["spec"]["replicas"], 0);
+        let pod = by_kind("v1", "Pod").unwrap();
+        assert!(apply_scale(pod, &mut d, &json!({"spec": {"replicas": 1}})).is_err());
     }
 }
