@@ -21,6 +21,20 @@ type RowFn = fn(&Value, Timestamp) -> Vec<Value>;
 
 const NAME: Col = ("Name", "string", "name", 0, NAME_DESC);
 const AGE: Col = ("Age", "string", "", 0, AGE_DESC);
+const CONTAINERS: Col = (
+    "Containers",
+    "string",
+    "",
+    1,
+    "Names of each container in the template.",
+);
+const IMAGES: Col = (
+    "Images",
+    "string",
+    "",
+    1,
+    "Images referenced by each container in the template.",
+);
 
 /// Render `items` of `res` as a Table. Rows carry the objects as `PartialObjectMetadata`.
 pub fn table(
@@ -444,7 +458,7 @@ pub fn table(
                 ),
                 (
                     "Count",
-                    "string",
+                    "integer",
                     "",
                     1,
                     "The number of times this event has occurred.",
@@ -456,6 +470,376 @@ pub fn table(
             } else {
                 events_v1_row
             },
+        ),
+        ("apps", "DaemonSet") => (
+            vec![
+                NAME,
+                (
+                    "Desired",
+                    "integer",
+                    "",
+                    0,
+                    "The total number of nodes that should be running the daemon pod.",
+                ),
+                (
+                    "Current",
+                    "integer",
+                    "",
+                    0,
+                    "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod.",
+                ),
+                (
+                    "Ready",
+                    "integer",
+                    "",
+                    0,
+                    "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready.",
+                ),
+                (
+                    "Up-to-date",
+                    "integer",
+                    "",
+                    0,
+                    "The total number of nodes that are running updated daemon pod",
+                ),
+                (
+                    "Available",
+                    "integer",
+                    "",
+                    0,
+                    "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available.",
+                ),
+                (
+                    "Node Selector",
+                    "string",
+                    "",
+                    0,
+                    "NodeSelector is a selector which must be true for the pod to fit on a node.",
+                ),
+                AGE,
+                CONTAINERS,
+                IMAGES,
+                (
+                    "Selector",
+                    "string",
+                    "",
+                    1,
+                    "A label query over pods that are managed by the daemon set.",
+                ),
+            ],
+            daemon_set_row,
+        ),
+        ("batch", "Job") => (
+            vec![
+                NAME,
+                ("Status", "string", "", 0, "Status of the job."),
+                (
+                    "Completions",
+                    "string",
+                    "",
+                    0,
+                    "The completion status of the job.",
+                ),
+                (
+                    "Duration",
+                    "string",
+                    "",
+                    0,
+                    "Time required to complete the job.",
+                ),
+                AGE,
+                CONTAINERS,
+                IMAGES,
+                (
+                    "Selector",
+                    "string",
+                    "",
+                    1,
+                    "A label query over pods that should match the pod count.",
+                ),
+            ],
+            job_row,
+        ),
+        ("batch", "CronJob") => (
+            vec![
+                NAME,
+                (
+                    "Schedule",
+                    "string",
+                    "",
+                    0,
+                    "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron.",
+                ),
+                (
+                    "Timezone",
+                    "string",
+                    "",
+                    0,
+                    "The time zone name for the given schedule.",
+                ),
+                (
+                    "Suspend",
+                    "boolean",
+                    "",
+                    0,
+                    "This flag tells the controller to suspend subsequent executions.",
+                ),
+                (
+                    "Active",
+                    "integer",
+                    "",
+                    0,
+                    "A list of pointers to currently running jobs.",
+                ),
+                (
+                    "Last Schedule",
+                    "string",
+                    "",
+                    0,
+                    "Information when was the last time the job was successfully scheduled.",
+                ),
+                AGE,
+                CONTAINERS,
+                IMAGES,
+                (
+                    "Selector",
+                    "string",
+                    "",
+                    1,
+                    "A label query over pods that should match the pod count.",
+                ),
+            ],
+            cron_job_row,
+        ),
+        ("", "ServiceAccount") => (
+            vec![
+                NAME,
+                (
+                    "Secrets",
+                    "integer",
+                    "",
+                    0,
+                    "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use.",
+                ),
+                AGE,
+            ],
+            service_account_row,
+        ),
+        ("", "PersistentVolumeClaim") => (
+            vec![
+                NAME,
+                (
+                    "Status",
+                    "string",
+                    "",
+                    0,
+                    "Phase represents the current phase of PersistentVolumeClaim.",
+                ),
+                (
+                    "Volume",
+                    "string",
+                    "",
+                    0,
+                    "VolumeName is the binding reference to the PersistentVolume backing this claim.",
+                ),
+                (
+                    "Capacity",
+                    "string",
+                    "",
+                    0,
+                    "Capacity represents the actual resources of the underlying volume.",
+                ),
+                (
+                    "Access Modes",
+                    "string",
+                    "",
+                    0,
+                    "AccessModes contains the desired access modes the volume should have.",
+                ),
+                (
+                    "StorageClass",
+                    "string",
+                    "",
+                    0,
+                    "StorageClassName is the name of the StorageClass required by the claim.",
+                ),
+                (
+                    "VolumeAttributesClass",
+                    "string",
+                    "",
+                    0,
+                    "volumeAttributesClassName may be used to set the VolumeAttributesClass used by this claim.",
+                ),
+                AGE,
+                (
+                    "VolumeMode",
+                    "string",
+                    "",
+                    1,
+                    "volumeMode defines what type of volume is required by the claim.",
+                ),
+            ],
+            pvc_row,
+        ),
+        ("coordination.k8s.io", "Lease") => (
+            vec![
+                NAME,
+                (
+                    "Holder",
+                    "string",
+                    "",
+                    0,
+                    "HolderIdentity contains the identity of the holder of a current lease.",
+                ),
+                AGE,
+            ],
+            lease_row,
+        ),
+        ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => (
+            vec![NAME, ("Created At", "date", "", 0, AGE_DESC)],
+            role_row,
+        ),
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => (
+            vec![
+                NAME,
+                (
+                    "Role",
+                    "string",
+                    "",
+                    0,
+                    "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace.",
+                ),
+                AGE,
+                ("Users", "string", "", 1, "Users in the binding"),
+                ("Groups", "string", "", 1, "Groups in the binding"),
+                (
+                    "ServiceAccounts",
+                    "string",
+                    "",
+                    1,
+                    "ServiceAccounts in the binding",
+                ),
+            ],
+            role_binding_row,
+        ),
+        ("networking.k8s.io", "Ingress") => (
+            vec![
+                NAME,
+                (
+                    "Class",
+                    "string",
+                    "",
+                    0,
+                    "The name of the IngressClass resource.",
+                ),
+                (
+                    "Hosts",
+                    "string",
+                    "",
+                    0,
+                    "Hosts that incoming requests are matched against before the ingress rule",
+                ),
+                (
+                    "Address",
+                    "string",
+                    "",
+                    0,
+                    "Address is a list containing ingress points for the load-balancer",
+                ),
+                (
+                    "Ports",
+                    "string",
+                    "",
+                    0,
+                    "Ports of TLS configurations that open",
+                ),
+                AGE,
+            ],
+            ingress_row,
+        ),
+        ("networking.k8s.io", "NetworkPolicy") => (
+            vec![
+                NAME,
+                (
+                    "Pod-Selector",
+                    "string",
+                    "",
+                    0,
+                    "Selects the pods to which this NetworkPolicy object applies.",
+                ),
+                AGE,
+            ],
+            network_policy_row,
+        ),
+        ("policy", "PodDisruptionBudget") => (
+            vec![
+                NAME,
+                (
+                    "Min Available",
+                    "string",
+                    "",
+                    0,
+                    "The minimum number of pods that must be available simultaneously.",
+                ),
+                (
+                    "Max Unavailable",
+                    "string",
+                    "",
+                    0,
+                    "The maximum number of pods that may be unavailable simultaneously.",
+                ),
+                (
+                    "Allowed Disruptions",
+                    "integer",
+                    "",
+                    0,
+                    "Calculated number of pod disruptions that are currently allowed.",
+                ),
+                AGE,
+            ],
+            pdb_row,
+        ),
+        ("autoscaling", "HorizontalPodAutoscaler") => (
+            vec![
+                NAME,
+                (
+                    "Reference",
+                    "string",
+                    "",
+                    0,
+                    "reference to scaled resource; horizontal pod autoscaler will learn the current resource consumption and will set the desired number of pods by using its Scale subresource.",
+                ),
+                (
+                    "Targets",
+                    "string",
+                    "",
+                    0,
+                    "metrics contains the specifications for which to use to calculate the desired replica count.",
+                ),
+                (
+                    "MinPods",
+                    "string",
+                    "",
+                    0,
+                    "minReplicas is the lower limit for the number of replicas to which the autoscaler can scale down.",
+                ),
+                (
+                    "MaxPods",
+                    "integer",
+                    "",
+                    0,
+                    "maxReplicas is the upper limit for the number of replicas to which the autoscaler can scale up.",
+                ),
+                (
+                    "Replicas",
+                    "integer",
+                    "",
+                    0,
+                    "currentReplicas is current number of replicas of pods managed by this autoscaler.",
+                ),
+                AGE,
+            ],
+            hpa_row,
         ),
         _ => (vec![NAME, AGE], generic_row),
     };
@@ -562,6 +946,384 @@ fn name(item: &Value) -> Value {
     json!(str_at(item, &["metadata", "name"]).unwrap_or(""))
 }
 
+fn strs<'a>(item: &'a Value, path: &[&str]) -> Vec<&'a str> {
+    at(item, path)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn or_none(s: String) -> Value {
+    if s.is_empty() {
+        json!("<none>")
+    } else {
+        json!(s)
+    }
+}
+
+/// `k=v,k2=v2` of a string map (sorted), `<none>` when empty.
+fn map_selector(m: Option<&Value>) -> Value {
+    let mut pairs: Vec<String> = m
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    pairs.sort();
+    or_none(pairs.join(","))
+}
+
+/// Containers/images/selector of a template at `spec_path` (`spec` or `spec.jobTemplate.spec`).
+fn template_cells(item: &Value, spec_path: &[&str]) -> (Value, Value, Value) {
+    let Some(spec) = at(item, spec_path) else {
+        return (json!(""), json!(""), json!("<none>"));
+    };
+    let wrapped = json!({"spec": spec});
+    let (c, i) = containers_images(&wrapped);
+    (c, i, selector_cell(&wrapped))
+}
+
+fn daemon_set_row(item: &Value, now: Timestamp) -> Vec<Value> {
+    let (containers, images) = containers_images(item);
+    vec![
+        name(item),
+        json!(int(item, &["status", "desiredNumberScheduled"])),
+        json!(int(item, &["status", "currentNumberScheduled"])),
+        json!(int(item, &["status", "numberReady"])),
+        json!(int(item, &["status", "updatedNumberScheduled"])),
+        json!(int(item, &["status", "numberAvailable"])),
+        map_selector(at(item, &["spec", "template", "spec", "nodeSelector"])),
+        age(item, now),
+        containers,
+        images,
+        selector_cell(item),
+    ]
+}
+
+fn condition_true(item: &Value, ty: &str) -> bool {
+    at(item, &["status", "conditions"])
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == ty && c["status"] == "True"))
+}
+
+fn job_row(item: &Value, now: Timestamp) -> Vec<Value> {
+    let succeeded = int(item, &["status", "succeeded"]);
+    let completions = match (
+        i64_at(item, &["spec", "completions"]),
+        i64_at(item, &["spec", "parallelism"]),
+    ) {
+        (Some(c), _) => format!("{succeeded}/{c}"),
+        (None, Some(p)) if p > 1 => format!("{succeeded}/1 of {p}"),
+        _ => format!("{succeeded}/1"),
+    };
+    let ts = |k: &str| str_at(item, &["status", k]).and_then(|t| t.parse::<Timestamp>().ok());
+    let duration = match (ts("startTime"), ts("completionTime")) {
+        (None, _) => String::new(),
+        (Some(s), None) => human_duration(now.as_second() - s.as_second()),
+        (Some(s), Some(c)) => human_duration(c.as_second() - s.as_second()),
+    };
+    let status = if condition_true(item, "Complete") {
+        "Complete"
+    } else if condition_true(item, "Failed") {
+        "Failed"
+    } else if at(item, &["metadata", "deletionTimestamp"]).is_some_and(|v| !v.is_null()) {
+        "Terminating"
+    } else if condition_true(item, "SuccessCriteriaMet") {
+        "SuccessCriteriaMet"
+    } else if condition_true(item, "FailureTarget") {
+        "FailureTarget"
+    } else if condition_true(item, "Suspended") {
+        "Suspended"
+    } else {
+        "Running"
+    };
+    let (containers, images) = containers_images(item);
+    vec![
+        name(item),
+        json!(status),
+        json!(completions),
+        json!(duration),
+        age(item, now),
+        containers,
+        images,
+        selector_cell(item),
+    ]
+}
+
+fn cron_job_row(item: &Value, now: Timestamp) -> Vec<Value> {
+    let (containers, images, selector) = template_cells(item, &["spec", "jobTemplate", "spec"]);
+    let last = match str_at(item, &["status", "lastScheduleTime"]) {
+        Some(t) => age_of(Some(t), now),
+        None => "<none>".into(),
+    };
+    vec![
+        name(item),
+        json!(str_at(item, &["spec", "schedule"]).unwrap_or("")),
+        json!(str_at(item, &["spec", "timeZone"]).unwrap_or("<none>")),
+        json!(
+            at(item, &["spec", "suspend"])
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        ),
+        json!(
+            at(item, &["status", "active"])
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len)
+        ),
+        json!(last),
+        age(item, now),
+        containers,
+        images,
+        selector,
+    ]
+}
+
+fn service_account_row(item: &Value, now: Timestamp) -> Vec<Value> {
+    let secrets = item
+        .get("secrets")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    vec![name(item), json!(secrets), age(item, now)]
+}
+
+fn pvc_row(item: &Value, now: Timestamp) -> Vec<Value> {
+    let phase = str_at(item, &["status", "phase"]).unwrap_or("");
+    let status = if at(item, &["metadata", "deletionTimestamp"]).is_some_and(|v| !v.is_null()) {
+        "Terminating"
+    } else {
+        phase
+    };
+    let bound = !str_at(item, &["spec", "volumeName"])
+        .unwrap_or("")
+        .is_empty();
+    let capacity = if bound {
+        str_at(item, &["status", "capacity", "storage"]).unwrap_or("")
+    } else {
+        ""
+    };
+    let modes: Vec<&str> = if bound {
+        strs(item, &["status", "accessModes"])
+            .into_iter()
+            .map(|m| match m {
+                "ReadWriteOnce" => "RWO",
+                "ReadOnlyMany" => "ROX",
+                "ReadWriteMany" => "RWX",
+                "ReadWriteOncePod" => "RWOP",
+                other => other,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let class = str_at(item, &["spec", "storageClassName"])
+        .or_else(|| {
+            str_at(
+                item,
+                &[
+                    "metadata",
+                    "annotations",
+                    "volume.beta.kubernetes.io/storage-class",
+                ],
+            )
+        })
+        .unwrap_or("");
+    vec![
+        name(item),
+        json!(status),
+        json!(str_at(item, &["spec", "volumeName"]).unwrap_or("")),
+        json!(capacity),
+        json!(modes.join(",")),
+        json!(class),
+        json!(str_at(item, &["spec", "volumeAttributesClassName"]).unwrap_or("<unset>")),
+        age(item, now),
+        json!(str_at(item, &["spec", "volumeMode"]).unwrap_or("<unset>")),
+    ]
+}
+
+fn lease_row(item: &Value, now: Timestamp) -> Vec<Value> {
+    vec![
+        name(item),
+        json!(str_at(item, &["spec", "holderIdentity"]).unwrap_or("")),
+        age(item, now),
+    ]
+}
+
+fn role_row(item: &Value, _now: Timestamp) -> Vec<Value> {
+    let created = str_at(item, &["metadata", "creationTimestamp"])
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .map_or(String::new(), |t| {
+            t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+        });
+    vec![name(item), json!(created)]
+}
+
+fn role_binding_row(item: &Value, now: Timestamp) -> Vec<Value> {
+    let role = format!(
+        "{}/{}",
+        str_at(item, &["roleRef", "kind"]).unwrap_or(""),
+        str_at(item, &["roleRef", "name"]).unwrap_or("")
+    );
+    let subjects = item
+        .get("subjects")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let of_kind = |kind: &str| -> String {
+        subjects
+            .iter()
+            .filter(|s| s.get("kind").and_then(Value::as_str) == Some(kind))
+            .map(|s| {
+                let n = s.get("name").and_then(Value::as_str).unwrap_or("");
+                match s.get("namespace").and_then(Value::as_str) {
+                    Some(ns) if kind == "ServiceAccount" => format!("{ns}/{n}"),
+                    _ => n.to_string(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    vec![
+        name(item),
+        json!(role),
+        age(item, now),
+        json!(of_kind("User")),
+        json!(of_kind("Group")),
+        json!(of_kind("ServiceAccount")),
+    ]
+}
+
+fn ingress_row(item: &Value, now: Timestamp) -> Vec<Value> {
+    let class = str_at(item, &["spec", "ingressClassName"])
+        .or_else(|| {
+            str_at(
+                item,
+                &["metadata", "annotations", "kubernetes.io/ingress.class"],
+            )
+        })
+        .unwrap_or("<none>");
+    let hosts: Vec<String> = at(item, &["spec", "rules"])
+        .and_then(Value::as_array)
+        .map(|rs| {
+            rs.iter()
+                .filter_map(|r| r.get("host").and_then(Value::as_str))
+                .filter(|h| !h.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let hosts = if hosts.is_empty() {
+        "*".to_string()
+    } else {
+        first_three(&hosts)
+    };
+    let addresses: Vec<String> = at(item, &["status", "loadBalancer", "ingress"])
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| {
+                    i.get("ip")
+                        .or_else(|| i.get("hostname"))
+                        .and_then(Value::as_str)
+                })
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let has_tls = at(item, &["spec", "tls"])
+        .and_then(Value::as_array)
+        .is_some_and(|t| !t.is_empty());
+    vec![
+        name(item),
+        json!(class),
+        json!(hosts),
+        json!(addresses.join(",")),
+        json!(if has_tls { "80, 443" } else { "80" }),
+        age(item, now),
+    ]
+}
+
+fn network_policy_row(item: &Value, now: Timestamp) -> Vec<Value> {
+    let sel = at(item, &["spec", "podSelector"])
+        .and_then(selector_string)
+        .unwrap_or_default();
+    vec![name(item), or_none(sel), age(item, now)]
+}
+
+fn int_or_string_cell(v: Option<&Value>) -> Value {
+    match v {
+        Some(Value::Number(n)) => json!(n.to_string()),
+        Some(Value::String(s)) => json!(s),
+        _ => json!("N/A"),
+    }
+}
+
+fn pdb_row(item: &Value, now: Timestamp) -> Vec<Value> {
+    vec![
+        name(item),
+        int_or_string_cell(at(item, &["spec", "minAvailable"])),
+        int_or_string_cell(at(item, &["spec", "maxUnavailable"])),
+        json!(int(item, &["status", "disruptionsAllowed"])),
+        age(item, now),
+    ]
+}
+
+fn hpa_row(item: &Value, now: Timestamp) -> Vec<Value> {
+    let reference = format!(
+        "{}/{}",
+        str_at(item, &["spec", "scaleTargetRef", "kind"]).unwrap_or(""),
+        str_at(item, &["spec", "scaleTargetRef", "name"]).unwrap_or("")
+    );
+    let metrics = at(item, &["spec", "metrics"])
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let targets: Vec<String> = metrics
+        .iter()
+        .map(|m| {
+            let res = m.get("resource").or_else(|| m.get("containerResource"));
+            let name = res
+                .and_then(|r| r.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let target = res.and_then(|r| r.get("target"));
+            let goal = match target
+                .and_then(|t| t.get("averageUtilization"))
+                .and_then(Value::as_i64)
+            {
+                Some(u) => format!("{u}%"),
+                None => target
+                    .and_then(|t| t.get("averageValue").or_else(|| t.get("value")))
+                    .and_then(Value::as_str)
+                    .unwrap_or("<unknown>")
+                    .to_string(),
+            };
+            if name.is_empty() {
+                format!("<unknown>/{goal}")
+            } else {
+                format!("{name}: <unknown>/{goal}")
+            }
+        })
+        .collect();
+    let targets = if targets.is_empty() {
+        "<none>".to_string()
+    } else {
+        targets.join(", ")
+    };
+    let min =
+        i64_at(item, &["spec", "minReplicas"]).map_or("<unset>".to_string(), |m| m.to_string());
+    vec![
+        name(item),
+        json!(reference),
+        json!(targets),
+        json!(min),
+        json!(int(item, &["spec", "maxReplicas"])),
+        json!(int(item, &["status", "currentReplicas"])),
+        age(item, now),
+    ]
+}
+
 fn generic_row(item: &Value, now: Timestamp) -> Vec<Value> {
     vec![name(item), age(item, now)]
 }
@@ -588,10 +1350,13 @@ fn containers_images(item: &Value) -> (Value, Value) {
 }
 
 fn selector_cell(item: &Value) -> Value {
-    match at(item, &["spec", "selector"]).and_then(selector_string) {
-        Some(s) if !s.is_empty() => json!(s),
-        Some(_) => json!("<none>"),
-        None => json!("<invalid>"),
+    match at(item, &["spec", "selector"]).filter(|v| !v.is_null()) {
+        None => json!("<none>"),
+        Some(sel) => match selector_string(sel) {
+            Some(s) if !s.is_empty() => json!(s),
+            Some(_) => json!("<none>"),
+            None => json!("<invalid>"),
+        },
     }
 }
 
@@ -1109,7 +1874,7 @@ fn event_cells(item: &Value, now: Timestamp, ev: EventView<'_>) -> Vec<Value> {
         json!(source),
         json!(message.trim()),
         json!(first_seen),
-        json!(count.to_string()),
+        json!(count),
         name(item),
     ]
 }
@@ -1453,7 +2218,7 @@ mod tests {
                 json!("deployment-controller"),
                 json!("Scaled up replica set web-1 to 2"),
                 json!("10m"),
-                json!("2"),
+                json!(2),
                 json!("web.1")
             ]
         );
@@ -1464,14 +2229,148 @@ mod tests {
             [json!("30s"), json!("Warning"), json!("R"), json!("pod/p")]
         );
 
-        let lease = json!({"metadata": {"name": "l", "creationTimestamp": "2026-11-21T11:00:00Z"}});
+        // Kinds without a printer get Name/Age.
+        let any = json!({"metadata": {"name": "l", "creationTimestamp": "2026-11-21T11:00:00Z"}});
+        assert_eq!(generic_row(&any, now()), vec![json!("l"), json!("60m")]);
+        let unknown = Resource {
+            kind: "Widget",
+            ..*by_kind("v1", "ConfigMap").unwrap()
+        };
+        let t = table(&unknown, &[any], "1", now());
+        assert_eq!(t["columnDefinitions"].as_array().unwrap().len(), 2);
+        assert_eq!(t["rows"][0]["cells"], json!(["l", "60m"]));
+    }
+
+    #[test]
+    fn more_workload_rows() {
+        let ds = json!({"metadata": {"name": "ds"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
+            "template": {"spec": {"nodeSelector": {"os": "linux"}, "containers": [{"name": "c", "image": "i"}]}}},
+            "status": {"desiredNumberScheduled": 3, "currentNumberScheduled": 3, "numberReady": 2,
+                "updatedNumberScheduled": 3, "numberAvailable": 2}});
         assert_eq!(
-            cells("coordination.k8s.io/v1", "Lease", lease),
-            vec![json!("l"), json!("60m")]
+            cells("apps/v1", "DaemonSet", ds),
+            vec![
+                json!("ds"),
+                json!(3),
+                json!(3),
+                json!(2),
+                json!(3),
+                json!(2),
+                json!("os=linux"),
+                json!("<unknown>"),
+                json!("c"),
+                json!("i"),
+                json!("a=b")
+            ]
         );
+        let job = json!({"metadata": {"name": "j"}, "spec": {"completions": 2, "template": {"spec": {"containers": []}}},
+            "status": {"succeeded": 2, "startTime": "2026-11-21T11:00:00Z", "completionTime": "2026-11-21T11:00:30Z",
+                "conditions": [{"type": "Complete", "status": "True"}]}});
         assert_eq!(
-            col_names("coordination.k8s.io/v1", "Lease"),
-            ["Name", "Age"]
+            cells("batch/v1", "Job", job)[1..4],
+            [json!("Complete"), json!("2/2"), json!("30s")]
+        );
+        let running = json!({"metadata": {"name": "j"}, "spec": {"parallelism": 3}, "status": {"startTime": "2026-11-21T11:59:00Z"}});
+        assert_eq!(
+            cells("batch/v1", "Job", running)[1..4],
+            [json!("Running"), json!("0/1 of 3"), json!("60s")]
+        );
+        let cj = json!({"metadata": {"name": "cj"}, "spec": {"schedule": "*/5 * * * *", "suspend": false,
+            "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}},
+            "status": {"lastScheduleTime": "2026-11-21T11:55:00Z", "active": [{"name": "x"}]}});
+        assert_eq!(
+            cells("batch/v1", "CronJob", cj),
+            vec![
+                json!("cj"),
+                json!("*/5 * * * *"),
+                json!("<none>"),
+                json!(false),
+                json!(1),
+                json!("5m"),
+                json!("<unknown>"),
+                json!("c"),
+                json!("busybox"),
+                json!("<none>")
+            ]
+        );
+    }
+
+    #[test]
+    fn more_core_and_group_rows() {
+        let sa = json!({"metadata": {"name": "default"}});
+        assert_eq!(cells("v1", "ServiceAccount", sa)[1], 0);
+        let pvc = json!({"metadata": {"name": "data"}, "spec": {"volumeName": "pv-1", "storageClassName": "standard", "volumeMode": "Filesystem"},
+            "status": {"phase": "Bound", "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]}});
+        assert_eq!(
+            cells("v1", "PersistentVolumeClaim", pvc),
+            vec![
+                json!("data"),
+                json!("Bound"),
+                json!("pv-1"),
+                json!("1Gi"),
+                json!("RWO"),
+                json!("standard"),
+                json!("<unset>"),
+                json!("<unknown>"),
+                json!("Filesystem")
+            ]
+        );
+        let lease = json!({"metadata": {"name": "l"}, "spec": {"holderIdentity": "kubesync-0"}});
+        assert_eq!(
+            cells("coordination.k8s.io/v1", "Lease", lease)[1],
+            "kubesync-0"
+        );
+        let role = json!({"metadata": {"name": "r", "creationTimestamp": "2026-11-21T11:00:00Z"}});
+        assert_eq!(
+            cells("rbac.authorization.k8s.io/v1", "ClusterRole", role),
+            vec![json!("r"), json!("2026-11-21T11:00:00Z")]
+        );
+        let rb = json!({"metadata": {"name": "rb"}, "roleRef": {"kind": "Role", "name": "r"},
+            "subjects": [{"kind": "ServiceAccount", "name": "sa", "namespace": "ns"}, {"kind": "User", "name": "alice"}]});
+        assert_eq!(
+            cells("rbac.authorization.k8s.io/v1", "RoleBinding", rb),
+            vec![
+                json!("rb"),
+                json!("Role/r"),
+                json!("<unknown>"),
+                json!("alice"),
+                json!(""),
+                json!("ns/sa")
+            ]
+        );
+        let ing = json!({"metadata": {"name": "i"}, "spec": {"ingressClassName": "nginx", "rules": [{"host": "a.example.com"}]}});
+        assert_eq!(
+            cells("networking.k8s.io/v1", "Ingress", ing)[1..5],
+            [
+                json!("nginx"),
+                json!("a.example.com"),
+                json!(""),
+                json!("80")
+            ]
+        );
+        let np = json!({"metadata": {"name": "np"}, "spec": {"podSelector": {}}});
+        assert_eq!(
+            cells("networking.k8s.io/v1", "NetworkPolicy", np)[1],
+            "<none>"
+        );
+        let pdb = json!({"metadata": {"name": "p"}, "spec": {"minAvailable": 1}, "status": {"disruptionsAllowed": 1}});
+        assert_eq!(
+            cells("policy/v1", "PodDisruptionBudget", pdb)[1..4],
+            [json!("1"), json!("N/A"), json!(1)]
+        );
+        let hpa = json!({"metadata": {"name": "h"}, "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"},
+            "minReplicas": 1, "maxReplicas": 5,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]},
+            "status": {"currentReplicas": 2}});
+        assert_eq!(
+            cells("autoscaling/v2", "HorizontalPodAutoscaler", hpa)[1..6],
+            [
+                json!("Deployment/web"),
+                json!("cpu: <unknown>/80%"),
+                json!("1"),
+                json!(5),
+                json!(2)
+            ]
         );
     }
 }
