@@ -145,6 +145,54 @@ impl FieldSet {
     }
 }
 
+/// The members of `set` that are also members of the encoded `fieldsV1` value `v1` (no decoding
+/// of `v1`, so checking an untouched managedFields entry allocates only for the result).
+pub(crate) fn intersection_v1(set: &FieldSet, v1: &Value) -> FieldSet {
+    let mut out = FieldSet::default();
+    let Value::Object(m) = v1 else {
+        return out;
+    };
+    out.member = set.member && (m.is_empty() || m.contains_key("."));
+    for (k, c) in &set.children {
+        if let Some(vc) = m.get(k) {
+            let i = intersection_v1(c, vc);
+            if !i.is_empty() {
+                out.children.insert(k.clone(), i);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `set` equals the encoded `fieldsV1` value `v1`.
+pub(crate) fn eq_v1(set: &FieldSet, v1: &Value) -> bool {
+    let Value::Object(m) = v1 else {
+        return false;
+    };
+    if set.children.is_empty() {
+        // `{}` is a leaf member (or, at the root, the empty set).
+        return m.is_empty();
+    }
+    let dot = m.contains_key(".");
+    dot == set.member
+        && m.len() == set.children.len() + usize::from(dot)
+        && set
+            .children
+            .iter()
+            .all(|(k, c)| m.get(k).is_some_and(|vc| eq_v1(c, vc)))
+}
+
+/// Whether the encoded `v1` has any path at or below a member of `removed`.
+pub(crate) fn has_subtree_v1(removed: &FieldSet, v1: &Value) -> bool {
+    let Value::Object(m) = v1 else {
+        return false;
+    };
+    removed.children.iter().any(|(k, rc)| {
+        m.get(k)
+            .is_some_and(|vc| rc.member || has_subtree_v1(rc, vc))
+    })
+}
+
 /// Appends one encoded path element in the message form of structured-merge-diff.
 pub(crate) fn render_element(element: &str, out: &mut String) {
     if let Some(name) = element.strip_prefix("f:") {
@@ -297,6 +345,29 @@ mod tests {
         let mut r = a.clone();
         r.remove_subtrees(&FieldSet::from_fields_v1(&json!({"f:b": {}})));
         assert_eq!(r.to_fields_v1(), json!({"f:a": {}}));
+    }
+
+    #[test]
+    fn encoded_comparisons() {
+        let v1 = json!({"f:a": {}, "f:b": {".": {}, "f:c": {}}});
+        let set = FieldSet::from_fields_v1(&v1);
+        assert!(eq_v1(&set, &v1));
+        assert!(!eq_v1(&set, &json!({"f:a": {}, "f:b": {"f:c": {}}})));
+        assert!(!eq_v1(&set, &json!({"f:a": {}})));
+        assert!(eq_v1(&FieldSet::default(), &json!({})));
+        let probe = FieldSet::from_fields_v1(&json!({"f:b": {"f:c": {}, "f:d": {}}, "f:x": {}}));
+        assert_eq!(
+            intersection_v1(&probe, &v1).to_fields_v1(),
+            json!({"f:b": {"f:c": {}}})
+        );
+        assert!(has_subtree_v1(
+            &FieldSet::from_fields_v1(&json!({"f:b": {}})),
+            &v1
+        ));
+        assert!(!has_subtree_v1(
+            &FieldSet::from_fields_v1(&json!({"f:x": {}})),
+            &v1
+        ));
     }
 
     #[test]
