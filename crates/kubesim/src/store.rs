@@ -1,0 +1,267 @@
+//! The object store: every object as JSON, one global resourceVersion, the watch history.
+//!
+//! Owns: objects keyed by (group, resource, namespace, name), the strictly increasing
+//! resourceVersion (bumped only by real writes), `uid`-free storage mechanics, the event
+//! ring that watches replay from, the broadcast of live events, and the persistence log.
+//! Must not: default, validate, merge or decide anything about a write — the write path
+//! (`write.rs`) does that and hands the finished object to `put`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::persist::Log;
+
+/// (group, resource plural, namespace or "", name).
+pub type ObjKey = (String, String, String, String);
+
+/// Events kept for watches resuming from an older resourceVersion.
+const HISTORY: usize = 50_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// One stored change.
+#[derive(Debug)]
+pub struct Event {
+    pub rv: u64,
+    pub kind: EventType,
+    pub key: ObjKey,
+    /// The new state (for deletes: the last state, carrying the delete's resourceVersion).
+    pub object: Arc<Value>,
+    /// The state before (for selector transitions in filtered watches).
+    pub prev: Option<Arc<Value>>,
+}
+
+pub(crate) struct State {
+    objects: BTreeMap<ObjKey, Arc<Value>>,
+    rv: u64,
+    history: VecDeque<Arc<Event>>,
+    /// Every event with rv > floor is in `history`.
+    floor: u64,
+    log: Option<Log>,
+    tx: broadcast::Sender<Arc<Event>>,
+    persist_error: Option<String>,
+}
+
+/// Shared store; cheap to clone via `Arc`.
+pub struct Store {
+    state: Mutex<State>,
+    tx: broadcast::Sender<Arc<Event>>,
+}
+
+/// Why a watch cannot start at the requested resourceVersion.
+#[derive(Debug)]
+pub struct TooOld {
+    pub requested: u64,
+    pub oldest: u64,
+}
+
+fn set_rv(obj: &mut Value, rv: u64) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+    }
+}
+
+impl Store {
+    /// An empty in-memory store, or the state found in `dir`.
+    pub fn open(dir: Option<&Path>) -> std::io::Result<Store> {
+        let (tx, _) = broadcast::channel(16_384);
+        let mut state = State {
+            objects: BTreeMap::new(),
+            rv: 0,
+            history: VecDeque::new(),
+            floor: 0,
+            log: None,
+            tx: tx.clone(),
+            persist_error: None,
+        };
+        if let Some(dir) = dir {
+            let (log, loaded) = Log::open(dir)?;
+            state.rv = loaded.rv;
+            state.floor = loaded.rv;
+            state.objects = loaded.objects.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+            state.log = Some(log);
+        }
+        Ok(Store { state: Mutex::new(state), tx })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.tx.subscribe()
+    }
+
+    pub fn get(&self, key: &ObjKey) -> Option<Arc<Value>> {
+        self.lock().get(key)
+    }
+
+    pub fn resource_version(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// Objects of one resource (in one namespace or all), sorted by namespace/name, and the
+    /// current resourceVersion.
+    pub fn list(&self, group: &str, resource: &str, namespace: Option<&str>) -> (Vec<Arc<Value>>, u64) {
+        let st = self.lock();
+        (st.list(group, resource, namespace), st.rv)
+    }
+
+    /// Events of one resource after `rv` plus a receiver for the live ones, taken atomically.
+    pub fn watch_from(
+        &self,
+        group: &str,
+        resource: &str,
+        rv: u64,
+    ) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), TooOld> {
+        let st = self.lock();
+        if rv < st.floor {
+            return Err(TooOld { requested: rv, oldest: st.floor + 1 });
+        }
+        let start = st.history.partition_point(|e| e.rv <= rv);
+        let past = st
+            .history
+            .range(start..)
+            .filter(|e| e.key.0 == group && e.key.1 == resource)
+            .cloned()
+            .collect();
+        Ok((past, self.tx.subscribe()))
+    }
+
+    /// Snapshot of one resource plus a receiver for later events, taken atomically.
+    pub fn list_and_subscribe(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Arc<Event>>) {
+        let st = self.lock();
+        (st.list(group, resource, namespace), st.rv, self.tx.subscribe())
+    }
+}
+
+impl State {
+    pub fn get(&self, key: &ObjKey) -> Option<Arc<Value>> {
+        self.objects.get(key).cloned()
+    }
+
+    pub fn list(&self, group: &str, resource: &str, namespace: Option<&str>) -> Vec<Arc<Value>> {
+        let lo = (group.to_owned(), resource.to_owned(), namespace.unwrap_or("").to_owned(), String::new());
+        self.objects
+            .range(lo..)
+            .take_while(|(k, _)| {
+                k.0 == group && k.1 == resource && namespace.is_none_or(|ns| k.2 == ns)
+            })
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Stores `obj` under `key` with the next resourceVersion; returns the stored object.
+    pub fn put(&mut self, key: ObjKey, mut obj: Value) -> Arc<Value> {
+        self.rv += 1;
+        let rv = self.rv;
+        set_rv(&mut obj, rv);
+        let obj = Arc::new(obj);
+        let prev = self.objects.insert(key.clone(), obj.clone());
+        let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
+        self.record(Event { rv, kind, key, object: obj.clone(), prev });
+        obj
+    }
+
+    /// Removes `key`; returns its last state (with the delete's resourceVersion).
+    pub fn delete(&mut self, key: &ObjKey) -> Option<Arc<Value>> {
+        let prev = self.objects.remove(key)?;
+        self.rv += 1;
+        let rv = self.rv;
+        let mut last = (*prev).clone();
+        set_rv(&mut last, rv);
+        let last = Arc::new(last);
+        self.record(Event { rv, kind: EventType::Deleted, key: key.clone(), object: last.clone(), prev: Some(prev) });
+        Some(last)
+    }
+
+    fn record(&mut self, event: Event) {
+        if let Some(log) = self.log.as_mut() {
+            let obj = (event.kind != EventType::Deleted).then_some(&*event.object);
+            if let Err(e) = log.append(event.rv, &event.key, obj) {
+                tracing::error!(error = %e, "kubesim: persisting a write failed");
+                self.persist_error = Some(e.to_string());
+            }
+            if log.wants_compaction() {
+                let objects = self.objects.iter().map(|(k, v)| (k, &**v));
+                if let Err(e) = log.compact(self.rv, objects) {
+                    tracing::error!(error = %e, "kubesim: compacting the log failed");
+                }
+            }
+        }
+        let event = Arc::new(event);
+        if self.history.len() >= HISTORY {
+            if let Some(old) = self.history.pop_front() {
+                self.floor = old.rv;
+            }
+        }
+        self.history.push_back(event.clone());
+        let _ = self.tx.send(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key(n: &str) -> ObjKey {
+        ("".into(), "configmaps".into(), "default".into(), n.into())
+    }
+
+    #[test]
+    fn rv_increases_and_list_is_sorted() {
+        let store = Store::open(None).unwrap();
+        let mut st = store.lock();
+        let b = st.put(key("b"), json!({"metadata": {"name": "b"}}));
+        let a = st.put(key("a"), json!({"metadata": {"name": "a"}}));
+        assert_eq!(b["metadata"]["resourceVersion"], "1");
+        assert_eq!(a["metadata"]["resourceVersion"], "2");
+        st.put(("".into(), "pods".into(), "default".into(), "p".into()), json!({"metadata": {}}));
+        let names: Vec<_> = st.list("", "configmaps", None).iter().map(|o| o["metadata"]["name"].clone()).collect();
+        assert_eq!(names, vec![json!("a"), json!("b")]);
+        let gone = st.delete(&key("a")).unwrap();
+        assert_eq!(gone["metadata"]["resourceVersion"], "4");
+    }
+
+    #[test]
+    fn watch_replays_history_after_rv() {
+        let store = Store::open(None).unwrap();
+        {
+            let mut st = store.lock();
+            st.put(key("a"), json!({"metadata": {}}));
+            st.put(key("b"), json!({"metadata": {}}));
+        }
+        let (past, _rx) = store.watch_from("", "configmaps", 1).unwrap();
+        assert_eq!(past.len(), 1);
+        assert_eq!(past[0].key.3, "b");
+    }
+
+    #[test]
+    fn restart_from_disk_keeps_objects_and_rv() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(Some(dir.path())).unwrap();
+            let mut st = store.lock();
+            st.put(key("a"), json!({"metadata": {"name": "a"}}));
+        }
+        let store = Store::open(Some(dir.path())).unwrap();
+        assert_eq!(store.resource_version(), 1);
+        assert!(store.get(&key("a")).is_some());
+        assert!(store.watch_from("", "configmaps", 0).is_err());
+    }
+}
