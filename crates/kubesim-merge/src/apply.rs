@@ -1937,6 +1937,63 @@ mod tests {
     }
 
     #[test]
+    fn applied_order_wins_for_shared_items() {
+        let mut body = web("nginx:1.25", 2);
+        body["spec"]["template"]["spec"]["containers"] =
+            json!([{"name": "a", "image": "1"}, {"name": "b", "image": "2"}]);
+        let live = apply(None, &body, &req("kubectl", false, T1)).unwrap();
+        body["spec"]["template"]["spec"]["containers"] =
+            json!([{"name": "b", "image": "2"}, {"name": "a", "image": "1"}]);
+        let out = apply(Some(&live), &body, &req("kubectl", false, T2)).unwrap();
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "b", "image": "2"}, {"name": "a", "image": "1"}])
+        );
+    }
+
+    #[test]
+    fn disjoint_appliers_coexist() {
+        let mut base = web("nginx:1.25", 2);
+        base["spec"]
+            .as_object_mut()
+            .unwrap()
+            .shift_remove("replicas");
+        let live = apply(None, &base, &req("kubectl", false, T1)).unwrap();
+        let scaler = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                            "metadata": {"name": "web", "namespace": "default"}, "spec": {"replicas": 4}});
+        let live = apply(Some(&live), &scaler, &req("autoscaler", false, T2)).unwrap();
+        assert_eq!(live["spec"]["replicas"], 4);
+        assert_eq!(
+            entry(&live, "autoscaler", "Apply").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:replicas": {}}})
+        );
+        // The first applier re-applies a new image without replicas: no conflict, replicas stay.
+        let out = apply(
+            Some(&live),
+            &web_without_replicas("nginx:1.26"),
+            &req("kubectl", false, T3),
+        )
+        .unwrap();
+        assert_eq!(out["spec"]["replicas"], 4);
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:1.26"
+        );
+        // Managed fields: Apply entries ordered by time.
+        let managers: Vec<Value> = entries_of(&out)
+            .iter()
+            .map(|e| e["manager"].clone())
+            .collect();
+        assert_eq!(managers, [json!("autoscaler"), json!("kubectl")]);
+    }
+
+    fn web_without_replicas(image: &str) -> Value {
+        let mut v = web(image, 0);
+        v["spec"].as_object_mut().unwrap().shift_remove("replicas");
+        v
+    }
+
+    #[test]
     fn typical_deployment_apply_is_fast() {
         let mut body = web("nginx:1.25", 3);
         body["spec"]["template"]["spec"]["containers"][0]["env"] = json!(

@@ -26,6 +26,7 @@ mod strategic;
 pub use apply::{ApplyError, ApplyRequest, ConflictCause, apply, record_update};
 pub use json_patch::json_patch;
 pub use merge_patch::merge_patch;
+pub use schema::ListType;
 pub use strategic::strategic_merge_patch;
 
 /// Why a merge, JSON or strategic merge patch could not be applied. [`PatchError::code`] is the
