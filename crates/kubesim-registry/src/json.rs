@@ -66,33 +66,66 @@ pub fn set_default(map: &mut Map<String, Value>, key: &str, value: Value) {
     }
 }
 
-/// Whether a value is nil-like for semantic equality (null, `[]`, or a map of only nil-likes).
-fn is_empty(v: &Value) -> bool {
+/// Fields whose value is a Go map (keys are data, not struct fields): there a key with a zero
+/// value is still a difference.
+const MAP_FIELDS: &[&str] = &[
+    "labels",
+    "annotations",
+    "matchLabels",
+    "nodeSelector",
+    "data",
+    "binaryData",
+    "stringData",
+];
+
+fn is_map_field(key: &str) -> bool {
+    MAP_FIELDS.contains(&key)
+}
+
+/// Whether a value is nil-like for semantic equality: null, `[]`, an empty map, a struct of
+/// only nil-likes, or (as a struct field) a zero scalar (`false`, `0`, `""`), since Go cannot
+/// tell an omitted non-pointer field from its zero value.
+fn is_empty(v: &Value, is_map: bool) -> bool {
     match v {
         Value::Null => true,
-        Value::Object(m) => m.values().all(is_empty),
         Value::Array(a) => a.is_empty(),
-        _ => false,
+        Value::Object(m) if is_map => m.is_empty(),
+        Value::Object(m) => m.iter().all(|(k, v)| is_empty(v, is_map_field(k))),
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
     }
 }
 
-/// Semantic deep equality: absent/null/empty map/empty list are all equal; numbers compare by
+/// Semantic deep equality (Go's `equality.Semantic.DeepEqual` on typed objects, approximated on
+/// JSON): absent, null, empty maps/lists and zero-valued struct fields are equal; map-typed
+/// fields (`labels`, `annotations`, `data`, ...) compare their keys exactly; numbers compare by
 /// value (`1` == `1.0`).
 pub fn semantic_eq(a: Option<&Value>, b: Option<&Value>) -> bool {
-    let a_empty = a.is_none_or(is_empty);
-    let b_empty = b.is_none_or(is_empty);
+    eq(a, b, false)
+}
+
+fn eq(a: Option<&Value>, b: Option<&Value>, is_map: bool) -> bool {
+    let a_empty = a.is_none_or(|v| is_empty(v, is_map));
+    let b_empty = b.is_none_or(|v| is_empty(v, is_map));
     if a_empty || b_empty {
         return a_empty && b_empty;
     }
     match (a, b) {
+        (Some(Value::Object(x)), Some(Value::Object(y))) if is_map => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| eq(Some(v), Some(w), false)))
+        }
         (Some(Value::Object(x)), Some(Value::Object(y))) => {
-            x.iter().all(|(k, v)| semantic_eq(Some(v), y.get(k)))
+            x.iter()
+                .all(|(k, v)| eq(Some(v), y.get(k), is_map_field(k)))
                 && y.iter()
                     .filter(|(k, _)| !x.contains_key(*k))
-                    .all(|(_, v)| is_empty(v))
+                    .all(|(k, v)| is_empty(v, is_map_field(k)))
         }
         (Some(Value::Array(x)), Some(Value::Array(y))) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| semantic_eq(Some(a), Some(b)))
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| eq(Some(a), Some(b), false))
         }
         (Some(Value::Number(x)), Some(Value::Number(y))) => x.as_f64() == y.as_f64(),
         (Some(x), Some(y)) => x == y,
