@@ -105,6 +105,12 @@ pub fn semantic_eq(a: Option<&Value>, b: Option<&Value>) -> bool {
     eq(a, b, false)
 }
 
+/// [`semantic_eq`] of the values of field `key` (map-typed fields such as `annotations` or
+/// `data` compare their keys exactly).
+pub fn semantic_eq_field(key: &str, a: Option<&Value>, b: Option<&Value>) -> bool {
+    eq(a, b, is_map_field(key))
+}
+
 fn eq(a: Option<&Value>, b: Option<&Value>, is_map: bool) -> bool {
     let a_empty = a.is_none_or(|v| is_empty(v, is_map));
     let b_empty = b.is_none_or(|v| is_empty(v, is_map));

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::json::{at, semantic_eq};
+use crate::json::{at, semantic_eq, semantic_eq_field};
 use crate::resources::Resource;
 
 /// Kinds whose `metadata.generation` tracks spec changes.
@@ -103,7 +103,8 @@ pub fn prepare_update(res: &Resource, old: &Value, new: &mut Value, subresource:
     }
     let mut changed = !semantic_eq(old.get("spec"), map.get("spec"));
     if res.is("apps", "Deployment") {
-        changed |= !semantic_eq(
+        changed |= !semantic_eq_field(
+            "annotations",
             at(old, &["metadata", "annotations"]),
             map.get("metadata").and_then(|m| m.get("annotations")),
         );
@@ -307,6 +308,12 @@ mod tests {
             .remove("annotations");
         prepare_update(deploy(), &old, &mut new, None);
         assert_eq!(new["metadata"]["generation"], 3);
+
+        // An annotation with an empty value is a change.
+        let old = d(1, json!({}), json!({}));
+        let mut new = d(1, json!({"a": ""}), json!({}));
+        prepare_update(deploy(), &old, &mut new, None);
+        assert_eq!(new["metadata"]["generation"], 4);
 
         // ReplicaSets ignore annotations.
         let rs = by_kind("apps/v1", "ReplicaSet").unwrap();

@@ -6,7 +6,9 @@
 
 use serde_json::{Value, json};
 
-use crate::json::{IntOrPercent, at, base64_decode, quote, selector_matches, semantic_eq};
+use crate::json::{
+    IntOrPercent, at, base64_decode, quote, selector_matches, semantic_eq, semantic_eq_field,
+};
 use crate::resources::Resource;
 
 /// One problem found by validation (`StatusCause`).
@@ -1194,7 +1196,7 @@ fn immutable_data(obj: &Value, old: Option<&Value>, keys: &[&str], errs: &mut Er
         errs.push(Cause::forbidden("immutable", DETAIL));
     }
     for k in keys {
-        if !semantic_eq(obj.get(*k), old.get(*k)) {
+        if !semantic_eq_field(k, obj.get(*k), old.get(*k)) {
             errs.push(Cause::forbidden(*k, DETAIL));
         }
     }
