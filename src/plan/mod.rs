@@ -1,1 +1,368 @@
-//! (in progress)
+//! Pure planning: normalisation, unified diffs, and the comparison of two desired states
+//! (base and head commits, or desired and live) into [`Change`]s with their rollout
+//! impact.
+//!
+//! Pure: never talks to git or the cluster; callers hand it loaded, transformed objects.
+use crate::manifest::{Object, ObjectId};
+use crate::source::Commit;
+use crate::transform::{CHANGE_CAUSE_ANNOTATION, COMMIT_ANNOTATION};
+use serde_json::Value;
+use std::collections::HashMap;
+
+mod impact;
+mod revert;
+
+pub use impact::{
+    Cause, Rollout, Scale, deployment_impact, pod_template, rollout_shape, template_details,
+};
+pub use revert::RevertSearch;
+
+/// What a change does to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// One object that differs between two states.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub id: ObjectId,
+    pub action: Action,
+    /// Unified diff of the normalised YAML (Secret values masked).
+    pub diff: String,
+    /// Set for Deployment updates that replace pods.
+    pub rollout: Option<Rollout>,
+    /// Set for Deployment updates that change `replicas`.
+    pub scale: Option<Scale>,
+}
+
+/// The result of `kubesync preview`: every change from `base` to `head`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preview {
+    pub base: Commit,
+    pub head: Commit,
+    pub changes: Vec<Change>,
+}
+
+const DROPPED_METADATA: [&str; 6] = [
+    "managedFields",
+    "resourceVersion",
+    "uid",
+    "generation",
+    "creationTimestamp",
+    "selfLink",
+];
+/// Annotations that can hold a whole earlier body (and so Secret values).
+const DROPPED_ANNOTATIONS: [&str; 1] = ["kubectl.kubernetes.io/last-applied-configuration"];
+/// What a masked Secret value reads as.
+pub const REDACTED: &str = "<redacted>";
+/// What a masked Secret value that changed reads as (on the new side of a diff).
+pub const REDACTED_CHANGED: &str = "<redacted, changed>";
+
+/// Drops server-managed fields (`managedFields`, `resourceVersion`, `uid`, `generation`,
+/// `creationTimestamp`, `selfLink`, `status`) and masks every Secret `data`/`stringData`
+/// value.
+pub fn normalise(obj: &Value) -> Value {
+    let mut out = strip_server_fields(obj);
+    if is_secret(&out) {
+        for field in ["data", "stringData"] {
+            if let Some(Value::Object(map)) = out.get_mut(field) {
+                for value in map.values_mut() {
+                    *value = Value::String(REDACTED.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn strip_server_fields(obj: &Value) -> Value {
+    let mut out = obj.clone();
+    if let Value::Object(map) = &mut out {
+        map.remove("status");
+        if let Some(Value::Object(metadata)) = map.get_mut("metadata") {
+            for field in DROPPED_METADATA {
+                metadata.remove(field);
+            }
+            if let Some(Value::Object(annotations)) = metadata.get_mut("annotations") {
+                for field in DROPPED_ANNOTATIONS {
+                    annotations.remove(field);
+                }
+                if annotations.is_empty() {
+                    metadata.remove("annotations");
+                }
+            }
+        }
+    }
+    out
+}
+
+fn is_secret(obj: &Value) -> bool {
+    obj.get("kind").and_then(Value::as_str) == Some("Secret")
+        && obj.get("apiVersion").and_then(Value::as_str) == Some("v1")
+}
+
+/// The form two states are compared in: server fields dropped, and the per-commit
+/// annotations (`kubesync.io/commit`, `kubernetes.io/change-cause`) removed, so that a
+/// new commit alone never counts as a change. Secret values are kept (a changed value is
+/// a change); [`unified_diff`] masks them.
+pub fn comparable(obj: &Value) -> Value {
+    let mut out = strip_server_fields(obj);
+    if let Some(Value::Object(metadata)) = out.get_mut("metadata")
+        && let Some(Value::Object(annotations)) = metadata.get_mut("annotations")
+    {
+        annotations.remove(COMMIT_ANNOTATION);
+        annotations.remove(CHANGE_CAUSE_ANNOTATION);
+        if annotations.is_empty() {
+            metadata.remove("annotations");
+        }
+    }
+    out
+}
+
+/// A unified diff (3 lines of context) of the normalised YAML of two versions of an
+/// object; `None` stands for "absent" (create or delete). Secret values never appear:
+/// a value that differs shows as `<redacted>` → `<redacted, changed>`.
+pub fn unified_diff(old: Option<&Value>, new: Option<&Value>, label: &str) -> String {
+    let old_norm = old.map(normalise);
+    let mut new_norm = new.map(normalise);
+    if let (Some(old), Some(new), Some(masked)) = (old, new, new_norm.as_mut())
+        && is_secret(new)
+    {
+        for field in ["data", "stringData"] {
+            let (Some(Value::Object(before)), Some(Value::Object(after)), Some(Value::Object(out))) =
+                (old.get(field), new.get(field), masked.get_mut(field))
+            else {
+                continue;
+            };
+            for (key, value) in after {
+                if before.get(key).is_some_and(|b| b != value)
+                    && let Some(slot) = out.get_mut(key)
+                {
+                    *slot = Value::String(REDACTED_CHANGED.to_string());
+                }
+            }
+        }
+    }
+    let render = |v: &Option<Value>| {
+        v.as_ref()
+            .map(crate::manifest::yaml::render)
+            .unwrap_or_default()
+    };
+    let (old_text, new_text) = (render(&old_norm), render(&new_norm));
+    let old_header = if old.is_some() {
+        format!("a/{label}")
+    } else {
+        "/dev/null".to_string()
+    };
+    let new_header = if new.is_some() {
+        format!("b/{label}")
+    } else {
+        "/dev/null".to_string()
+    };
+    similar::TextDiff::from_lines(&old_text, &new_text)
+        .unified_diff()
+        .context_radius(3)
+        .header(&old_header, &new_header)
+        .to_string()
+}
+
+/// `namespace/Kind/name` (or `Kind/name`), the label diffs are headed with.
+pub fn label(id: &ObjectId) -> String {
+    match &id.namespace {
+        Some(ns) => format!("{ns}/{}/{}", id.kind, id.name),
+        None => format!("{}/{}", id.kind, id.name),
+    }
+}
+
+type Key<'a> = (&'a str, &'a str, Option<&'a str>, &'a str);
+
+/// Every object that differs between `base` and `head` (both loaded and transformed),
+/// with diffs and rollout impact, ordered by namespace, kind, name. Rollouts are not yet
+/// checked for reverts (that needs history: see [`RevertSearch`]).
+pub fn compare(base: &[Object], head: &[Object]) -> Vec<Change> {
+    let base_by_key: HashMap<Key<'_>, &Object> = base.iter().map(|o| (o.id.key(), o)).collect();
+    let head_by_key: HashMap<Key<'_>, &Object> = head.iter().map(|o| (o.id.key(), o)).collect();
+    let configs_changed = |kind: &str, namespace: &str, name: &str| {
+        let key = ("", kind, Some(namespace), name);
+        match (base_by_key.get(&key), head_by_key.get(&key)) {
+            (Some(b), Some(h)) => comparable(&b.body) != comparable(&h.body),
+            (None, None) => false,
+            _ => true,
+        }
+    };
+    let mut changes = Vec::new();
+    for object in head {
+        let key = object.id.key();
+        match base_by_key.get(&key) {
+            None => changes.push(Change {
+                id: object.id.clone(),
+                action: Action::Create,
+                diff: unified_diff(None, Some(&comparable(&object.body)), &label(&object.id)),
+                rollout: None,
+                scale: None,
+            }),
+            Some(old) => {
+                let (before, after) = (comparable(&old.body), comparable(&object.body));
+                if before == after {
+                    continue;
+                }
+                let (rollout, scale) = if crate::transform::is_deployment(&object.id) {
+                    let namespace = object.id.namespace.as_deref().unwrap_or("");
+                    deployment_impact(&old.body, &object.body, &|kind, name| {
+                        configs_changed(kind, namespace, name)
+                    })
+                } else {
+                    (None, None)
+                };
+                changes.push(Change {
+                    id: object.id.clone(),
+                    action: Action::Update,
+                    diff: unified_diff(Some(&before), Some(&after), &label(&object.id)),
+                    rollout,
+                    scale,
+                });
+            }
+        }
+    }
+    for object in base {
+        if !head_by_key.contains_key(&object.id.key()) {
+            changes.push(Change {
+                id: object.id.clone(),
+                action: Action::Delete,
+                diff: unified_diff(Some(&comparable(&object.body)), None, &label(&object.id)),
+                rollout: None,
+                scale: None,
+            });
+        }
+    }
+    changes.sort_by(|a, b| order_key(&a.id).cmp(&order_key(&b.id)));
+    changes
+}
+
+fn order_key(id: &ObjectId) -> (&str, &str, &str, &str) {
+    (
+        id.namespace.as_deref().unwrap_or(""),
+        &id.kind,
+        &id.name,
+        &id.group,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Origin;
+    use serde_json::json;
+
+    fn obj(kind: &str, name: &str, body: Value) -> Object {
+        let group = if kind == "Deployment" { "apps" } else { "" };
+        Object {
+            id: ObjectId {
+                group: group.into(),
+                version: "v1".into(),
+                kind: kind.into(),
+                namespace: Some("default".into()),
+                name: name.into(),
+            },
+            body,
+            origin: Origin {
+                file: "f.yaml".into(),
+                document: 0,
+                line: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn normalise_drops_server_fields_and_masks_secrets() {
+        let live = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "uid": "u", "resourceVersion": "7", "managedFields": [], "generation": 2,
+                         "creationTimestamp": "t", "selfLink": "/x",
+                         "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{\"p\":\"c2VjcmV0\"}}"}},
+            "data": {"p": "c2VjcmV0"}, "stringData": {"q": "plain"}, "status": {}});
+        assert_eq!(
+            normalise(&live),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                   "data": {"p": REDACTED}, "stringData": {"q": REDACTED}})
+        );
+    }
+
+    #[test]
+    fn secret_diff_shows_which_key_changed_but_no_value() {
+        let old = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"a": "b2xk", "same": "eA=="}});
+        let new = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"a": "bmV3", "same": "eA=="}});
+        let diff = unified_diff(Some(&old), Some(&new), "default/Secret/s");
+        assert!(diff.contains("-  a: <redacted>"), "{diff}");
+        assert!(diff.contains("+  a: <redacted, changed>"), "{diff}");
+        assert!(
+            !diff.contains("bmV3") && !diff.contains("b2xk") && !diff.contains("eA=="),
+            "{diff}"
+        );
+    }
+
+    #[test]
+    fn commit_annotations_alone_are_not_a_change() {
+        let a = obj(
+            "ConfigMap",
+            "c",
+            json!({"metadata": {"name": "c", "annotations": {COMMIT_ANNOTATION: "1"}}, "data": {"k": "v"}}),
+        );
+        let b = obj(
+            "ConfigMap",
+            "c",
+            json!({"metadata": {"name": "c", "annotations": {COMMIT_ANNOTATION: "2"}}, "data": {"k": "v"}}),
+        );
+        assert!(compare(std::slice::from_ref(&a), &[b]).is_empty());
+        let c = obj(
+            "ConfigMap",
+            "c",
+            json!({"metadata": {"name": "c"}, "data": {"k": "w"}}),
+        );
+        let changes = compare(&[a], &[c]);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].action, Action::Update);
+        assert!(
+            changes[0].diff.contains("-  k: v\n+  k: w\n"),
+            "{}",
+            changes[0].diff
+        );
+    }
+
+    #[test]
+    fn creates_and_deletes_are_sorted() {
+        let changes = compare(
+            &[obj("Service", "old", json!({"metadata": {"name": "old"}}))],
+            &[obj(
+                "ConfigMap",
+                "new",
+                json!({"metadata": {"name": "new"}}),
+            )],
+        );
+        let actions: Vec<_> = changes
+            .iter()
+            .map(|c| (c.id.name.as_str(), c.action))
+            .collect();
+        assert_eq!(actions, [("new", Action::Create), ("old", Action::Delete)]);
+        assert!(
+            changes[0]
+                .diff
+                .starts_with("--- /dev/null\n+++ b/default/ConfigMap/new\n"),
+            "{}",
+            changes[0].diff
+        );
+    }
+}

@@ -1,1 +1,7 @@
 //! Integration tests: one binary, a module per area.
+mod manifest;
+mod preview;
+mod source;
+mod support;
+mod sync;
+mod diff;
