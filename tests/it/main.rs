@@ -3,5 +3,3 @@ mod manifest;
 mod preview;
 mod source;
 mod support;
-mod sync;
-mod diff;
