@@ -101,6 +101,26 @@ fn merge_map<'p>(
             }
         }
     }
+    // `$setElementOrder/<list>`: remember the live order of each list before merging.
+    let mut orders = Vec::new();
+    for (k, v) in patch {
+        if let Some(list) = k.strip_prefix(SET_ELEMENT_ORDER) {
+            let order = v
+                .as_array()
+                .ok_or_else(|| PatchError::BadDirective(format!("{k} must be a list")))?;
+            path.push(list);
+            let merge_key = match schema.list_type(path) {
+                ListType::Map(keys) => keys.first().copied(),
+                _ => None,
+            };
+            path.pop();
+            let server_ids: Vec<Option<Value>> = match target.get(list) {
+                Some(Value::Array(items)) => items.iter().map(|i| identity(i, merge_key)).collect(),
+                _ => Vec::new(),
+            };
+            orders.push((list, order, merge_key, server_ids));
+        }
+    }
     for (k, v) in patch {
         if k.starts_with('$') {
             continue;
@@ -136,48 +156,72 @@ fn merge_map<'p>(
             target.insert(k.clone(), m);
         }
     }
-    for (k, v) in patch {
-        if let Some(list) = k.strip_prefix(SET_ELEMENT_ORDER) {
-            let order = v
-                .as_array()
-                .ok_or_else(|| PatchError::BadDirective(format!("{k} must be a list")))?;
-            path.push(list);
-            let merge_key = match schema.list_type(path) {
-                ListType::Map(keys) => keys.first().copied(),
-                _ => None,
-            };
-            path.pop();
-            if let Some(Value::Array(items)) = target.get_mut(list) {
-                reorder(items, order, merge_key);
-            }
+    for (list, order, merge_key, server_ids) in orders {
+        if let Some(Value::Array(items)) = target.get_mut(list) {
+            reorder(items, order, merge_key, &server_ids);
         }
     }
     Ok(())
 }
 
-/// Puts the items named in `order` first, in that order; the others (server-only items) follow in
-/// their existing relative order.
-fn reorder(items: &mut Vec<Value>, order: &[Value], merge_key: Option<&str>) {
-    let identity = |v: &Value| -> Option<Value> {
-        match merge_key {
-            Some(k) => v.get(k).cloned(),
-            None => Some(v.clone()),
-        }
-    };
+fn identity(v: &Value, merge_key: Option<&str>) -> Option<Value> {
+    match merge_key {
+        Some(k) => v.get(k).cloned(),
+        None => Some(v.clone()),
+    }
+}
+
+/// `$setElementOrder` as the apiserver's `normalizeElementOrder` does it: the items named in
+/// `order` take that order; the other (server-only) items keep their relative order and are
+/// interleaved by their position in the live list (`server_ids`).
+fn reorder(
+    items: &mut Vec<Value>,
+    order: &[Value],
+    merge_key: Option<&str>,
+    server_ids: &[Option<Value>],
+) {
     let mut slots: Vec<Option<Value>> = std::mem::take(items).into_iter().map(Some).collect();
     let ids: Vec<Option<Value>> = slots
         .iter()
-        .map(|s| s.as_ref().and_then(identity))
+        .map(|s| s.as_ref().and_then(|v| identity(v, merge_key)))
         .collect();
+    let mut ordered: Vec<(Option<Value>, Value)> = Vec::with_capacity(slots.len());
     for o in order {
-        let Some(want) = identity(o) else { continue };
+        let Some(want) = identity(o, merge_key) else {
+            continue;
+        };
         if let Some(i) = ids.iter().position(|id| id.as_ref() == Some(&want))
             && let Some(item) = slots[i].take()
         {
+            ordered.push((Some(want), item));
+        }
+    }
+    let server_only: Vec<(Option<Value>, Value)> = ids
+        .into_iter()
+        .zip(slots)
+        .filter_map(|(id, slot)| slot.map(|item| (id, item)))
+        .collect();
+    let live_index = |id: &Option<Value>| {
+        id.as_ref()
+            .and_then(|id| server_ids.iter().position(|s| s.as_ref() == Some(id)))
+    };
+    // mergeSortedSlice(left = server-only, right = ordered patch items).
+    let mut left = server_only.into_iter().peekable();
+    let mut right = ordered.into_iter().peekable();
+    loop {
+        let take_left = match (left.peek(), right.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some((l, _)), Some((r, _))) => {
+                matches!((live_index(l), live_index(r)), (Some(li), Some(ri)) if li < ri)
+            }
+        };
+        let next = if take_left { left.next() } else { right.next() };
+        if let Some((_, item)) = next {
             items.push(item);
         }
     }
-    items.extend(slots.into_iter().flatten());
 }
 
 fn merge_list<'p>(
@@ -425,6 +469,33 @@ mod tests {
             let out = smp(patch.clone()).unwrap_or_else(|e| panic!("{patch}: {e}"));
             check(&out);
         }
+    }
+
+    #[test]
+    fn set_element_order_keeps_server_only_items_in_place() {
+        let target = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "a", "image": "1"}, {"name": "injected", "image": "s"}, {"name": "b", "image": "2"}]}}}});
+        let names = |patch: Value| -> Vec<String> {
+            let out = strategic_merge_patch("apps/v1", "Deployment", &target, &patch).unwrap();
+            out["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            names(json!({"spec": {"template": {"spec": {
+                "$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
+                "containers": [{"name": "b", "image": "3"}]}}}})),
+            ["a", "injected", "b"]
+        );
+        assert_eq!(
+            names(json!({"spec": {"template": {"spec": {
+                "$setElementOrder/containers": [{"name": "c"}, {"name": "b"}, {"name": "a"}],
+                "containers": [{"name": "c", "image": "4"}]}}}})),
+            ["c", "injected", "b", "a"]
+        );
     }
 
     #[test]
