@@ -20,11 +20,7 @@ pub fn default(res: &Resource, obj: &mut Value) {
         ("apps", "ReplicaSet") => default_replica_set(obj),
         ("apps", "StatefulSet") => default_stateful_set(obj),
         ("apps", "DaemonSet") => default_daemon_set(obj),
-        ("batch", "Job") => {
-            if let Some(spec) = existing(obj, "spec") {
-                default_template(spec);
-            }
-        }
+        ("batch", "Job") => default_job(obj),
         ("batch", "CronJob") => default_cron_job(obj),
         ("", "Pod") => default_pod(obj),
         ("", "Service") => default_service(obj),
@@ -105,6 +101,49 @@ fn default_daemon_set(obj: &mut Value) {
         "updateStrategy",
         json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
     );
+    if let Some(spec) = existing(obj, "spec") {
+        default_template(spec);
+    }
+}
+
+fn default_job(obj: &mut Value) {
+    let Some(spec) = child(obj, "spec") else {
+        return;
+    };
+    let unset = |spec: &Map<String, Value>, k: &str| spec.get(k).is_none_or(Value::is_null);
+    if unset(spec, "completions") && unset(spec, "parallelism") {
+        spec.insert("completions".into(), json!(1));
+    }
+    set_default(spec, "parallelism", json!(1));
+    let backoff = if unset(spec, "backoffLimitPerIndex") {
+        6
+    } else {
+        i64::from(i32::MAX)
+    };
+    set_default(spec, "backoffLimit", json!(backoff));
+    set_default(spec, "completionMode", json!("NonIndexed"));
+    set_default(spec, "suspend", json!(false));
+    let replacement = if unset(spec, "podFailurePolicy") {
+        "TerminatingOrFailed"
+    } else {
+        "Failed"
+    };
+    set_default(spec, "podReplacementPolicy", json!(replacement));
+    // batch/v1 copies the template labels to an unlabelled Job.
+    let template_labels = spec
+        .get("template")
+        .and_then(|t| t.get("metadata"))
+        .and_then(|m| m.get("labels"))
+        .filter(|l| l.as_object().is_some_and(|m| !m.is_empty()))
+        .cloned();
+    if let (Some(labels), Some(meta)) = (template_labels, child(obj, "metadata"))
+        && meta
+            .get("labels")
+            .and_then(Value::as_object)
+            .is_none_or(Map::is_empty)
+    {
+        meta.insert("labels".into(), labels);
+    }
     if let Some(spec) = existing(obj, "spec") {
         default_template(spec);
     }
@@ -516,6 +555,31 @@ mod tests {
             n["metadata"]["labels"],
             json!({"kubernetes.io/metadata.name": "team-a"})
         );
+    }
+
+    #[test]
+    fn job_defaults() {
+        let j = defaulted(
+            "batch/v1",
+            "Job",
+            json!({"metadata": {"name": "j"}, "spec": {"template": {"metadata": {"labels": {"app": "m"}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox:1"}]}}}}),
+        );
+        assert_eq!(j["metadata"]["labels"], json!({"app": "m"}));
+        assert_eq!(j["spec"]["completions"], 1);
+        assert_eq!(j["spec"]["parallelism"], 1);
+        assert_eq!(j["spec"]["backoffLimit"], 6);
+        assert_eq!(j["spec"]["completionMode"], "NonIndexed");
+        assert_eq!(j["spec"]["suspend"], false);
+        assert_eq!(j["spec"]["podReplacementPolicy"], "TerminatingOrFailed");
+        assert_eq!(j["spec"]["template"]["spec"]["restartPolicy"], "Never");
+        let p = defaulted(
+            "batch/v1",
+            "Job",
+            json!({"metadata": {"name": "j", "labels": {"x": "y"}}, "spec": {"parallelism": 3}}),
+        );
+        assert!(p["spec"].get("completions").is_none());
+        assert_eq!(p["metadata"]["labels"], json!({"x": "y"}));
     }
 
     #[test]

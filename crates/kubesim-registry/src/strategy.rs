@@ -45,6 +45,9 @@ pub fn prepare_create(res: &Resource, obj: &mut Value) {
     {
         meta.insert("generation".into(), json!(1));
     }
+    if res.is("batch", "Job") {
+        generate_job_selector(map);
+    }
     if clears_status_on_create(res) {
         map.insert("status".into(), json!({}));
         return;
@@ -114,6 +117,59 @@ pub fn prepare_update(res: &Resource, old: &Value, new: &mut Value, subresource:
         let generation = if changed { old_gen + 1 } else { old_gen };
         meta.insert("generation".into(), json!(generation));
     }
+}
+
+/// Unless `spec.manualSelector` is true, a Job selects its pods by its uid: the template gets
+/// `job-name`/`controller-uid` labels (legacy and `batch.kubernetes.io/` forms) and the selector
+/// `batch.kubernetes.io/controller-uid: <uid>`. Needs `metadata.uid` (set by storage first).
+fn generate_job_selector(job: &mut Map<String, Value>) {
+    let meta = job.get("metadata");
+    let uid = meta
+        .and_then(|m| m.get("uid"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let Some(spec) = job.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if uid.is_empty() || spec.get("manualSelector").and_then(Value::as_bool) == Some(true) {
+        return;
+    }
+    if let Some(labels) = child_path(spec, &["template", "metadata", "labels"]) {
+        for (k, v) in [
+            ("batch.kubernetes.io/controller-uid", &uid),
+            ("batch.kubernetes.io/job-name", &name),
+            ("controller-uid", &uid),
+            ("job-name", &name),
+        ] {
+            labels.entry(k).or_insert_with(|| json!(v));
+        }
+    }
+    if let Some(ml) = child_path(spec, &["selector", "matchLabels"]) {
+        ml.entry("batch.kubernetes.io/controller-uid")
+            .or_insert_with(|| json!(uid));
+    }
+}
+
+/// The object at a path of keys, creating empty objects (also over nulls) on the way.
+fn child_path<'a>(
+    map: &'a mut Map<String, Value>,
+    path: &[&str],
+) -> Option<&'a mut Map<String, Value>> {
+    let mut cur = map;
+    for key in path {
+        let slot = cur.entry(*key).or_insert_with(|| json!({}));
+        if slot.is_null() {
+            *slot = json!({});
+        }
+        cur = slot.as_object_mut()?;
+    }
+    Some(cur)
 }
 
 /// `map[key] = old` (removing the key when `old` is absent).
@@ -366,6 +422,29 @@ mod tests {
         assert!(new["spec"]["ports"][1].get("nodePort").is_none());
         assert_eq!(new["status"], json!({"loadBalancer": {}}));
         assert!(new["metadata"].get("generation").is_none());
+    }
+
+    #[test]
+    fn job_selector_is_generated_from_uid() {
+        let job = by_kind("batch/v1", "Job").unwrap();
+        let mut j = json!({"metadata": {"name": "migrate", "uid": "u-1"},
+            "spec": {"template": {"metadata": {"labels": {"app": "m"}}, "spec": {}}}});
+        prepare_create(job, &mut j);
+        assert_eq!(
+            j["spec"]["selector"],
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}})
+        );
+        assert_eq!(
+            j["spec"]["template"]["metadata"]["labels"],
+            json!({"app": "m", "batch.kubernetes.io/controller-uid": "u-1", "batch.kubernetes.io/job-name": "migrate",
+                "controller-uid": "u-1", "job-name": "migrate"})
+        );
+        assert_eq!(j["metadata"]["generation"], 1);
+        assert_eq!(j["status"], json!({}));
+        let mut manual =
+            json!({"metadata": {"name": "m", "uid": "u"}, "spec": {"manualSelector": true}});
+        prepare_create(job, &mut manual);
+        assert!(manual["spec"].get("selector").is_none());
     }
 
     #[test]
