@@ -225,6 +225,9 @@ pub fn apply(
             );
         }
     }
+    if req.manager == KUBECTL {
+        sync_last_applied(&mut merged, applied_obj);
+    }
     let object_changed = match live {
         Some(l) => !eq_ignoring_managed_fields(l, &merged),
         None => true,
@@ -246,7 +249,24 @@ pub fn apply(
         .filter(|(_, c)| !c.is_empty())
         .collect();
     if !conflicts.is_empty() && !req.force {
-        return Err(conflict_error(&entries, &conflicts));
+        // kubectl's client-side → server-side upgrade: conflicts on fields of the
+        // last-applied annotation are forced; only the others are reported.
+        let allowed = if req.manager == KUBECTL {
+            live.and_then(|l| last_applied_fields(&schema, l))
+        } else {
+            None
+        };
+        let remaining: Vec<(usize, FieldSet)> = match &allowed {
+            Some(allowed) => conflicts
+                .iter()
+                .map(|(j, c)| (*j, c.difference(allowed)))
+                .filter(|(_, c)| !c.is_empty())
+                .collect(),
+            None => conflicts.clone(),
+        };
+        if !remaining.is_empty() {
+            return Err(conflict_error(&entries, &remaining));
+        }
     }
     for (j, c) in &conflicts {
         let rest = entries[*j].owned_fields().difference(c);
@@ -364,6 +384,68 @@ pub fn record_update(
     cap_updates(&mut entries);
     set_managed_fields(&mut out, encode_entries(entries));
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// kubectl's last-applied-configuration annotation
+
+/// The field manager whose applies keep `kubectl.kubernetes.io/last-applied-configuration` in
+/// sync (the apiserver special-cases exactly this name).
+const KUBECTL: &str = "kubectl";
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+fn last_applied(obj: &Value) -> Option<&str> {
+    obj.get("metadata")?
+        .get("annotations")?
+        .get(LAST_APPLIED)?
+        .as_str()
+        .filter(|s| !s.is_empty())
+}
+
+/// The field set of the configuration recorded in the live object's last-applied annotation.
+fn last_applied_fields(schema: &Schema, live: &Value) -> Option<FieldSet> {
+    let parsed: Value = serde_json::from_str(last_applied(live)?).ok()?;
+    config_root(schema, Scope::Main, parsed.as_object()?).ok()
+}
+
+/// If the object carries a last-applied annotation, rewrite it to the applied configuration
+/// (without that annotation), encoded like the apiserver does: sorted keys, trailing newline.
+fn sync_last_applied(merged: &mut Value, applied: &Map<String, Value>) {
+    if last_applied(merged).is_none() {
+        return;
+    }
+    let mut config = sorted(&Value::Object(applied.clone()));
+    if let Some(Value::Object(annotations)) = config
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("annotations"))
+    {
+        annotations.shift_remove(LAST_APPLIED);
+    }
+    let mut encoded = config.to_string();
+    encoded.push('\n');
+    if let Some(Value::Object(annotations)) = merged
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("annotations"))
+    {
+        annotations.insert(LAST_APPLIED.to_owned(), Value::String(encoded));
+    }
+}
+
+/// A copy with every object's keys in sorted order (Go's encoding of maps).
+fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .filter_map(|k| m.get(k).map(|v| (k.clone(), sorted(v))))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1991,6 +2073,55 @@ mod tests {
         let mut v = web(image, 0);
         v["spec"].as_object_mut().unwrap().shift_remove("replicas");
         v
+    }
+
+    #[test]
+    fn kubectl_client_side_to_server_side_upgrade() {
+        // Created by client-side apply: everything owned by an Update entry, plus the annotation.
+        let mut csa = web("nginx:1.25", 2);
+        let last = sorted(&web("nginx:1.25", 2)).to_string() + "\n";
+        csa["metadata"]["annotations"] = json!({LAST_APPLIED: last});
+        let live = record_update(None, &csa, "kubectl-client-side-apply", "apps/v1", None, T1);
+
+        // Another manager (not kubectl) conflicts as usual.
+        let err = apply(Some(&live), &web("nginx:1.26", 2), &req("other", false, T2)).unwrap_err();
+        assert_eq!(err.code(), 409);
+
+        // kubectl: conflicts on last-applied fields are forced, the annotation is rewritten.
+        let out = apply(
+            Some(&live),
+            &web("nginx:1.26", 2),
+            &req("kubectl", false, T2),
+        )
+        .unwrap();
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:1.26"
+        );
+        let annotation = out["metadata"]["annotations"][LAST_APPLIED]
+            .as_str()
+            .unwrap();
+        assert!(annotation.ends_with("}\n"));
+        let parsed: Value = serde_json::from_str(annotation).unwrap();
+        assert_eq!(parsed, web("nginx:1.26", 2));
+        let csa_entry = entry(&out, "kubectl-client-side-apply", "Update").unwrap();
+        assert!(csa_entry["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]
+            ["k:{\"name\":\"web\"}"]
+            .get("f:image")
+            .is_none());
+
+        // A conflict outside the last-applied fields is still reported, alone.
+        let mut new = out.clone();
+        new["spec"]["paused"] = json!(true);
+        let live = record_update(Some(&out), &new, "kubectl-rollout", "apps/v1", None, T3);
+        let mut body = web("nginx:1.27", 2);
+        body["spec"]["paused"] = json!(false);
+        let (message, _) =
+            conflict(apply(Some(&live), &body, &req("kubectl", false, T3)).unwrap_err());
+        assert_eq!(
+            message,
+            "Apply failed with 1 conflict: conflict with \"kubectl-rollout\" using apps/v1: .spec.paused"
+        );
     }
 
     #[test]
