@@ -115,10 +115,11 @@ async fn server_side_apply_create_update_conflict_and_validation() {
     assert_eq!(d["metadata"]["managedFields"][0]["operation"], "Apply");
 
     // Re-applying the same config is a no-op.
+    assert!(c.settle(std::time::Duration::from_secs(10)).await);
+    let before = get(a, &format!("{DEPLOY}/web")).await.json();
     let again = apply(a, &format!("{DEPLOY}/web"), "kubectl", &deployment("web", "nginx:1.24", 2)).await;
     assert_eq!(again.status, 200);
-    let now = get(a, &format!("{DEPLOY}/web")).await.json();
-    assert_eq!(again.json()["metadata"]["resourceVersion"], now["metadata"]["resourceVersion"]);
+    assert_eq!(again.json()["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"]);
 
     // Another manager changing the image conflicts, unless forced.
     let other = apply(a, &format!("{DEPLOY}/web"), "other", &deployment("web", "nginx:1.25", 2)).await;
