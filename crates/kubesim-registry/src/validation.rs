@@ -449,6 +449,9 @@ pub fn validate(res: &Resource, old: Option<&Value>, new: &Value) -> Result<(), 
     match (res.group, res.kind) {
         ("apps", "Deployment") => validate_deployment(new, old, &mut errs),
         ("apps", "ReplicaSet") => validate_replica_set(new, old, &mut errs),
+        ("apps", "StatefulSet") => validate_stateful_set(new, old, &mut errs),
+        ("apps", "DaemonSet") => validate_daemon_set(new, old, &mut errs),
+        ("batch", "Job") => validate_job(new, old, &mut errs),
         ("", "Pod") => validate_pod(new, old, &mut errs),
         ("", "Service") => validate_service(new, old, &mut errs),
         ("", "Secret") => validate_secret(new, old, &mut errs),
@@ -535,8 +538,18 @@ fn validate_labels(labels: Option<&Value>, field: &str, errs: &mut Errs) {
 
 // ---- workloads ----
 
-/// Selector + template rules shared by Deployment and ReplicaSet (`spec.*`).
-fn validate_selector_and_template(spec: &Value, errs: &mut Errs) {
+/// Which workload `validate_selector_and_template` checks, for its rules and wording.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Workload {
+    /// Deployment and ReplicaSet (both say "for deployment" / "in ReplicaSet").
+    ReplicaSet,
+    StatefulSet,
+    DaemonSet,
+    Job,
+}
+
+/// Selector + template rules shared by the workload kinds (`spec.*`).
+fn validate_selector_and_template(spec: &Value, kind: Workload, errs: &mut Errs) {
     let selector = spec.get("selector").filter(|s| !s.is_null());
     match selector {
         None => errs.push(Cause::required("spec.selector", "")),
@@ -550,11 +563,19 @@ fn validate_selector_and_template(spec: &Value, errs: &mut Errs) {
                     .get("matchExpressions")
                     .and_then(Value::as_array)
                     .map_or(0, Vec::len);
-            if n == 0 {
+            let owner = match kind {
+                Workload::ReplicaSet => Some("deployment"),
+                Workload::StatefulSet => Some("statefulset"),
+                Workload::DaemonSet => Some("daemonset"),
+                Workload::Job => None,
+            };
+            if let Some(owner) = owner
+                && n == 0
+            {
                 errs.push(Cause::invalid(
                     "spec.selector",
                     &render_selector(Some(sel)),
-                    "empty selector is invalid for deployment",
+                    &format!("empty selector is invalid for {owner}"),
                 ));
             }
         }
@@ -584,7 +605,21 @@ fn validate_selector_and_template(spec: &Value, errs: &mut Errs) {
     validate_labels(labels, "spec.template.metadata.labels", errs);
     let pod_spec = template.get("spec").unwrap_or(&empty);
     validate_pod_spec(pod_spec, "spec.template.spec", errs);
-    if let Some(rp) = pod_spec.get("restartPolicy").and_then(Value::as_str)
+    let rp = pod_spec.get("restartPolicy").and_then(Value::as_str);
+    if kind == Workload::Job {
+        if let Some(rp) = rp
+            && rp != "OnFailure"
+            && rp != "Never"
+        {
+            errs.push(Cause::not_supported(
+                "spec.template.spec.restartPolicy",
+                &quote(rp),
+                &["OnFailure", "Never"],
+            ));
+        }
+        return;
+    }
+    if let Some(rp) = rp
         && rp != "Always"
     {
         errs.push(Cause::not_supported(
@@ -597,11 +632,90 @@ fn validate_selector_and_template(spec: &Value, errs: &mut Errs) {
         .get("activeDeadlineSeconds")
         .filter(|v| !v.is_null())
     {
+        let owner = match kind {
+            Workload::StatefulSet => "StatefulSet",
+            Workload::DaemonSet => "DaemonSet",
+            _ => "ReplicaSet",
+        };
         errs.push(Cause::invalid(
             "spec.template.spec.activeDeadlineSeconds",
             &render(ads),
-            "activeDeadlineSeconds in ReplicaSet is not Supported",
+            &format!("activeDeadlineSeconds in {owner} is not Supported"),
         ));
+    }
+}
+
+fn validate_stateful_set(obj: &Value, old: Option<&Value>, errs: &mut Errs) {
+    let empty = json!({});
+    let spec = obj.get("spec").unwrap_or(&empty);
+    errs.nonnegative(spec, &["replicas"], "spec.replicas");
+    errs.nonnegative(spec, &["minReadySeconds"], "spec.minReadySeconds");
+    validate_selector_and_template(spec, Workload::StatefulSet, errs);
+    if let Some(old) = old {
+        const MUTABLE: [&str; 6] = [
+            "replicas",
+            "ordinals",
+            "template",
+            "updateStrategy",
+            "persistentVolumeClaimRetentionPolicy",
+            "minReadySeconds",
+        ];
+        let strip = |v: &Value| {
+            let mut v = v.get("spec").cloned().unwrap_or_else(|| json!({}));
+            if let Some(m) = v.as_object_mut() {
+                for k in MUTABLE {
+                    m.remove(k);
+                }
+            }
+            v
+        };
+        if !semantic_eq(Some(&strip(obj)), Some(&strip(old))) {
+            errs.push(Cause::forbidden(
+                "spec",
+                "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+            ));
+        }
+    }
+}
+
+fn validate_daemon_set(obj: &Value, old: Option<&Value>, errs: &mut Errs) {
+    let empty = json!({});
+    let spec = obj.get("spec").unwrap_or(&empty);
+    validate_selector_and_template(spec, Workload::DaemonSet, errs);
+    errs.nonnegative(spec, &["minReadySeconds"], "spec.minReadySeconds");
+    errs.nonnegative(spec, &["revisionHistoryLimit"], "spec.revisionHistoryLimit");
+    selector_immutable(obj, old, errs);
+}
+
+fn validate_job(obj: &Value, old: Option<&Value>, errs: &mut Errs) {
+    let empty = json!({});
+    let spec = obj.get("spec").unwrap_or(&empty);
+    errs.nonnegative(spec, &["parallelism"], "spec.parallelism");
+    errs.nonnegative(spec, &["completions"], "spec.completions");
+    errs.nonnegative(spec, &["backoffLimit"], "spec.backoffLimit");
+    if let Some(ads) = spec.get("activeDeadlineSeconds").and_then(Value::as_i64)
+        && ads <= 0
+    {
+        errs.push(Cause::invalid(
+            "spec.activeDeadlineSeconds",
+            &ads.to_string(),
+            "must be greater than 0",
+        ));
+    }
+    validate_selector_and_template(spec, Workload::Job, errs);
+    if let Some(old) = old {
+        selector_immutable(obj, Some(old), errs);
+        let (n, o) = (
+            at(obj, &["spec", "template"]),
+            at(old, &["spec", "template"]),
+        );
+        if !semantic_eq(n, o) {
+            errs.push(Cause::invalid(
+                "spec.template",
+                &render_map(n),
+                "field is immutable",
+            ));
+        }
     }
 }
 
@@ -625,7 +739,7 @@ fn validate_deployment(obj: &Value, old: Option<&Value>, errs: &mut Errs) {
     let empty = json!({});
     let spec = obj.get("spec").unwrap_or(&empty);
     errs.nonnegative(spec, &["replicas"], "spec.replicas");
-    validate_selector_and_template(spec, errs);
+    validate_selector_and_template(spec, Workload::ReplicaSet, errs);
     validate_strategy(spec.get("strategy"), errs);
     errs.nonnegative(spec, &["minReadySeconds"], "spec.minReadySeconds");
     errs.nonnegative(spec, &["revisionHistoryLimit"], "spec.revisionHistoryLimit");
@@ -732,7 +846,7 @@ fn validate_replica_set(obj: &Value, old: Option<&Value>, errs: &mut Errs) {
     let spec = obj.get("spec").unwrap_or(&empty);
     errs.nonnegative(spec, &["replicas"], "spec.replicas");
     errs.nonnegative(spec, &["minReadySeconds"], "spec.minReadySeconds");
-    validate_selector_and_template(spec, errs);
+    validate_selector_and_template(spec, Workload::ReplicaSet, errs);
     selector_immutable(obj, old, errs);
 }
 
@@ -1493,6 +1607,79 @@ mod tests {
     }
 
     #[test]
+    fn stateful_set_daemon_set_and_job_rules() {
+        let mut sts = deployment();
+        sts["kind"] = json!("StatefulSet");
+        sts["spec"]["serviceName"] = json!("web");
+        check("apps/v1", "StatefulSet", None, sts.clone()).unwrap();
+        assert_eq!(
+            causes(check(
+                "apps/v1",
+                "StatefulSet",
+                None,
+                with(sts.clone(), "/spec/selector", json!({}))
+            )),
+            vec!["spec.selector: Invalid value: {}: empty selector is invalid for statefulset"]
+        );
+        let changed = with(sts.clone(), "/spec/serviceName", json!("other"));
+        assert_eq!(
+            causes(check("apps/v1", "StatefulSet", Some(sts.clone()), changed)),
+            vec![
+                "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+            ]
+        );
+        check(
+            "apps/v1",
+            "StatefulSet",
+            Some(sts.clone()),
+            with(sts, "/spec/replicas", json!(5)),
+        )
+        .unwrap();
+
+        let mut ds = deployment();
+        ds["kind"] = json!("DaemonSet");
+        ds["spec"].as_object_mut().unwrap().remove("replicas");
+        check("apps/v1", "DaemonSet", None, ds.clone()).unwrap();
+        assert_eq!(
+            causes(check(
+                "apps/v1",
+                "DaemonSet",
+                None,
+                with(ds, "/spec/selector/matchLabels/app", json!("x"))
+            )),
+            vec![
+                "spec.template.metadata.labels: Invalid value: {\"app\":\"web\"}: `selector` does not match template `labels`"
+            ]
+        );
+
+        let job = json!({"metadata": {"name": "j"}, "spec": {
+            "selector": {"matchLabels": {"job-name": "j"}},
+            "template": {"metadata": {"labels": {"job-name": "j"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}}});
+        assert_eq!(
+            causes(check("batch/v1", "Job", None, job.clone())),
+            vec![
+                "spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""
+            ]
+        );
+        let mut ok = job;
+        ok["spec"]["template"]["spec"]["restartPolicy"] = json!("Never");
+        check("batch/v1", "Job", None, ok.clone()).unwrap();
+        let new_image = with(
+            ok.clone(),
+            "/spec/template/spec/containers/0/image",
+            json!("busybox:2"),
+        );
+        let c = causes(check("batch/v1", "Job", Some(ok), new_image));
+        assert_eq!(c.len(), 1);
+        assert!(
+            c[0].starts_with("spec.template: Invalid value: {\"metadata\":"),
+            "{c:?}"
+        );
+        assert!(c[0].ends_with(": field is immutable"), "{c:?}");
+    }
+
+    #[test]
     fn metadata_rules() {
         assert_eq!(
             causes(check("v1", "ConfigMap", None, json!({"metadata": {}}))),
@@ -1590,8 +1777,8 @@ mod tests {
         );
         // Other kinds: metadata only.
         check(
-            "batch/v1",
-            "Job",
+            "coordination.k8s.io/v1",
+            "Lease",
             None,
             json!({"metadata": {"name": "j"}, "spec": {"anything": 1}}),
         )
