@@ -3,3 +3,5 @@ mod manifest;
 mod preview;
 mod source;
 mod support;
+mod sync;
+mod diff;
