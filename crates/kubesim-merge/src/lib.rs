@@ -9,6 +9,21 @@
 //!
 //! The per-kind list semantics (which lists are map-lists keyed by which fields, which are
 //! sets, which are atomic) live in [`schema`].
+//!
+//! How the API layer uses it, per write:
+//! * apply (`application/apply-patch+yaml`): check name/apiVersion/resourceVersion
+//!   preconditions, then [`apply`] (it already updates `managedFields`; a 409 is
+//!   [`ApplyError::Conflict`]), then default and validate the result. Do **not** call
+//!   [`record_update`] for the same write. If the result equals the live object, it is the
+//!   live object (same managedFields): store nothing, bump nothing.
+//! * merge / JSON / strategic merge patch: [`merge_patch`], [`json_patch`] or
+//!   [`strategic_merge_patch`] on the live object, normalise (`creationTimestamp: null`),
+//!   default, validate, then [`record_update`]`(Some(&live), &new, manager, …)`.
+//! * create (POST) and update (PUT), controllers included: default, validate, then
+//!   [`record_update`] with `old = None` (create) or the stored object; `subresource =
+//!   Some("status")` for `/status` writes.
+//!
+//! Times are passed in (RFC 3339), so results are deterministic.
 
 /// Server-side apply and the managedFields bookkeeping of non-apply writes.
 mod apply;
