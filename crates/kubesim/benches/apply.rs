@@ -17,7 +17,10 @@ impl Conn {
     async fn open(addr: SocketAddr) -> Conn {
         let s = TcpStream::connect(addr).await.unwrap();
         s.set_nodelay(true).unwrap();
-        Conn { r: BufReader::new(s), addr }
+        Conn {
+            r: BufReader::new(s),
+            addr,
+        }
     }
 
     /// One request/response on the kept-alive connection; returns the status code.
@@ -41,10 +44,10 @@ impl Conn {
             if l.is_empty() {
                 break;
             }
-            if let Some((k, v)) = l.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    len = v.trim().parse().unwrap();
-                }
+            if let Some((k, v)) = l.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = v.trim().parse().unwrap();
             }
         }
         let mut body = vec![0; len];
@@ -71,8 +74,17 @@ async fn apply_throughput(addr: SocketAddr, conns: usize, per_conn: usize) -> f6
             for i in 0..per_conn {
                 // Half the applies create, half change an existing object.
                 let name = format!("cm-{c}-{}", i % (per_conn / 2).max(1));
-                let path = format!("/api/v1/namespaces/default/configmaps/{name}?fieldManager=bench&force=true");
-                let status = conn.request("PATCH", &path, "application/apply-patch+yaml", &cm(&name, i)).await;
+                let path = format!(
+                    "/api/v1/namespaces/default/configmaps/{name}?fieldManager=bench&force=true"
+                );
+                let status = conn
+                    .request(
+                        "PATCH",
+                        &path,
+                        "application/apply-patch+yaml",
+                        &cm(&name, i),
+                    )
+                    .await;
                 assert!(status == 200 || status == 201, "status {status}");
             }
         }));
@@ -87,7 +99,9 @@ async fn watch_fan_out(addr: SocketAddr, watchers: usize, writes: usize) -> Dura
     let mut streams = Vec::new();
     for _ in 0..watchers {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        let req = format!("GET /api/v1/namespaces/fan/configmaps?watch=true&resourceVersion=0 HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        let req = format!(
+            "GET /api/v1/namespaces/fan/configmaps?watch=true&resourceVersion=0 HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+        );
         s.write_all(req.as_bytes()).await.unwrap();
         streams.push(BufReader::new(s));
     }
@@ -113,7 +127,13 @@ async fn watch_fan_out(addr: SocketAddr, watchers: usize, writes: usize) -> Dura
     for i in 0..writes {
         let name = format!("w-{i}");
         let path = format!("/api/v1/namespaces/fan/configmaps/{name}?fieldManager=bench");
-        conn.request("PATCH", &path, "application/apply-patch+yaml", &cm(&name, i)).await;
+        conn.request(
+            "PATCH",
+            &path,
+            "application/apply-patch+yaml",
+            &cm(&name, i),
+        )
+        .await;
     }
     for r in readers {
         assert_eq!(r.await.unwrap(), writes);
@@ -122,7 +142,10 @@ async fn watch_fan_out(addr: SocketAddr, watchers: usize, writes: usize) -> Dura
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let cluster = kubesim::Cluster::start(kubesim::Config { nodes: 1, ..kubesim::Config::default() }).await.unwrap();
         let addr = cluster.addr();

@@ -3,9 +3,14 @@
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).unwrap_or_else(|| "kubesim.kubeconfig".into());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "kubesim.kubeconfig".into());
     let state_dir = std::env::args().nth(2).map(std::path::PathBuf::from);
-    let config = kubesim::Config { state_dir, ..kubesim::Config::default() };
+    let config = kubesim::Config {
+        state_dir,
+        ..kubesim::Config::default()
+    };
     kubesim::serve(config, Some(path.into()), async {
         let _ = tokio::signal::ctrl_c().await;
     })

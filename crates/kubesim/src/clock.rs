@@ -38,13 +38,20 @@ impl Clock {
     /// A clock at real time.
     pub fn new() -> Self {
         let (ticks, _) = watch::channel(0);
-        Self { inner: Arc::new(Inner { offset: Mutex::new(SignedDuration::ZERO), ticks }) }
+        Self {
+            inner: Arc::new(Inner {
+                offset: Mutex::new(SignedDuration::ZERO),
+                ticks,
+            }),
+        }
     }
 
     /// The cluster's current time.
     pub fn now(&self) -> Timestamp {
         let offset = *self.inner.offset.lock().unwrap_or_else(|e| e.into_inner());
-        Timestamp::now().checked_add(offset).unwrap_or(Timestamp::MAX)
+        Timestamp::now()
+            .checked_add(offset)
+            .unwrap_or(Timestamp::MAX)
     }
 
     /// Moves the clock forward and wakes the controllers.

@@ -36,7 +36,9 @@ pub(crate) struct Progress {
 
 impl Default for Progress {
     fn default() -> Self {
-        Progress { tx: watch::channel((0, false)).0 }
+        Progress {
+            tx: watch::channel((0, false)).0,
+        }
     }
 }
 
@@ -44,12 +46,23 @@ impl Default for Progress {
 const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 fn node_name(i: usize) -> String {
-    if i == 0 { "kubesim-control-plane".to_owned() } else { format!("kubesim-worker{}", if i == 1 { String::new() } else { i.to_string() }) }
+    if i == 0 {
+        "kubesim-control-plane".to_owned()
+    } else {
+        format!(
+            "kubesim-worker{}",
+            if i == 1 { String::new() } else { i.to_string() }
+        )
+    }
 }
 
 /// Creates what a fresh cluster has (idempotent: a restarted cluster keeps its objects).
 pub(crate) fn bootstrap(app: &App, nodes: usize) {
-    let opts = WriteOpts { dry_run: false, manager: Some("kube-apiserver".into()), force: false };
+    let opts = WriteOpts {
+        dry_run: false,
+        manager: Some("kube-apiserver".into()),
+        force: false,
+    };
     let now = app.clock.now();
     if let Some(res) = sem::by_kind("v1", "Namespace") {
         for ns in SYSTEM_NAMESPACES {
@@ -58,7 +71,10 @@ pub(crate) fn bootstrap(app: &App, nodes: usize) {
         }
     }
     if let Some(res) = sem::by_kind("v1", "Node") {
-        let kubelet_opts = WriteOpts { manager: Some(KUBELET.into()), ..opts.clone() };
+        let kubelet_opts = WriteOpts {
+            manager: Some(KUBELET.into()),
+            ..opts.clone()
+        };
         for i in 0..nodes {
             let ip = Ipv4Addr::new(172, 18, 0, 2 + (i % 250) as u8).to_string();
             let node = kubelet::node(&node_name(i), &ip, now);
@@ -79,7 +95,9 @@ pub(crate) fn bootstrap(app: &App, nodes: usize) {
 fn interesting(group: &str, resource: &str) -> bool {
     matches!(
         (group, resource),
-        ("apps", "deployments" | "replicasets") | ("", "pods" | "services" | "endpoints" | "nodes") | ("discovery.k8s.io", "endpointslices")
+        ("apps", "deployments" | "replicasets")
+            | ("", "pods" | "services" | "endpoints" | "nodes")
+            | ("discovery.k8s.io", "endpointslices")
     )
 }
 
@@ -93,7 +111,10 @@ struct Dirty {
 impl Dirty {
     fn mark(&mut self, e: &crate::store::Event) {
         let (group, resource, ns) = (&e.key.0, &e.key.1, &e.key.2);
-        let terminating = e.object.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null());
+        let terminating = e
+            .object
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|v| !v.is_null());
         if e.kind == crate::store::EventType::Deleted || terminating {
             self.gc.insert(ns.clone());
             if ns.is_empty() {
@@ -123,8 +144,19 @@ struct Driver {
 pub(crate) async fn run(app: Arc<App>, ready_after: Duration) {
     let mut events = app.store.subscribe();
     let mut ticks = app.clock.subscribe();
-    let mut driver = Driver { app: app.clone(), kubelet: kubelet::Config { default_ready_after: ready_after }, next_ip: 0, requeue: BTreeMap::new() };
-    let mut dirty = Dirty { all: true, namespaces: BTreeSet::new(), gc: ["".to_owned()].into() };
+    let mut driver = Driver {
+        app: app.clone(),
+        kubelet: kubelet::Config {
+            default_ready_after: ready_after,
+        },
+        next_ip: 0,
+        requeue: BTreeMap::new(),
+    };
+    let mut dirty = Dirty {
+        all: true,
+        namespaces: BTreeSet::new(),
+        gc: ["".to_owned()].into(),
+    };
     let mut last_resync = tokio::time::Instant::now();
     loop {
         loop {
@@ -136,7 +168,12 @@ pub(crate) async fn run(app: Arc<App>, ready_after: Duration) {
             }
         }
         let now = app.clock.now();
-        let due: Vec<String> = driver.requeue.iter().filter(|(_, at)| **at <= now).map(|(ns, _)| ns.clone()).collect();
+        let due: Vec<String> = driver
+            .requeue
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(ns, _)| ns.clone())
+            .collect();
         for ns in due {
             driver.requeue.remove(&ns);
             dirty.namespaces.insert(ns);
@@ -168,7 +205,8 @@ pub(crate) async fn run(app: Arc<App>, ready_after: Duration) {
         }
         app.driver.tx.send_modify(|p| p.1 = false);
         let namespaces: BTreeSet<String> = if dirty.all {
-            let mut all: BTreeSet<String> = SYSTEM_NAMESPACES.iter().map(|s| (*s).to_owned()).collect();
+            let mut all: BTreeSet<String> =
+                SYSTEM_NAMESPACES.iter().map(|s| (*s).to_owned()).collect();
             for ns in app.store.list("", "namespaces", None).0 {
                 if let Some(n) = ns.pointer("/metadata/name").and_then(Value::as_str) {
                     all.insert(n.to_owned());
@@ -177,7 +215,12 @@ pub(crate) async fn run(app: Arc<App>, ready_after: Duration) {
             all.extend(dirty.gc.iter().cloned());
             all
         } else {
-            dirty.namespaces.iter().chain(dirty.gc.iter()).cloned().collect()
+            dirty
+                .namespaces
+                .iter()
+                .chain(dirty.gc.iter())
+                .cloned()
+                .collect()
         };
         let gc_namespaces = std::mem::take(&mut dirty.gc);
         let gc_all = dirty.all;
@@ -200,11 +243,19 @@ pub(crate) async fn run(app: Arc<App>, ready_after: Duration) {
 }
 
 fn listed(app: &App, group: &str, resource: &str, ns: Option<&str>) -> Vec<Value> {
-    app.store.list(group, resource, ns).0.iter().map(|v| (**v).clone()).collect()
+    app.store
+        .list(group, resource, ns)
+        .0
+        .iter()
+        .map(|v| (**v).clone())
+        .collect()
 }
 
 fn meta<'a>(obj: &'a Value, field: &str) -> &'a str {
-    obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str).unwrap_or("")
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 impl Driver {
@@ -251,8 +302,14 @@ impl Driver {
         let ns_pods = listed(&app, "", "pods", Some(ns));
         if !ns_pods.is_empty() {
             let mut all_pods = listed(&app, "", "pods", None);
-            let mut used: HashSet<String> =
-                all_pods.iter().filter_map(|p| p.pointer("/status/podIP").and_then(Value::as_str).map(str::to_owned)).collect();
+            let mut used: HashSet<String> = all_pods
+                .iter()
+                .filter_map(|p| {
+                    p.pointer("/status/podIP")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+                .collect();
             for pod in &ns_pods {
                 let (n, ip) = self.pod_ip_candidate(&used);
                 let r = kubelet::sync(pod, &nodes, &all_pods, now, &self.kubelet, &ip);
@@ -273,11 +330,21 @@ impl Driver {
             let pods = listed(&app, "", "pods", Some(ns));
             for svc in &services {
                 let name = meta(svc, "name");
-                let slices: Vec<Value> = listed(&app, "discovery.k8s.io", "endpointslices", Some(ns))
-                    .into_iter()
-                    .filter(|s| s.pointer("/metadata/labels/kubernetes.io~1service-name").and_then(Value::as_str) == Some(name))
-                    .collect();
-                let eps = app.store.get(&(String::new(), "endpoints".into(), ns.to_owned(), name.to_owned()));
+                let slices: Vec<Value> =
+                    listed(&app, "discovery.k8s.io", "endpointslices", Some(ns))
+                        .into_iter()
+                        .filter(|s| {
+                            s.pointer("/metadata/labels/kubernetes.io~1service-name")
+                                .and_then(Value::as_str)
+                                == Some(name)
+                        })
+                        .collect();
+                let eps = app.store.get(&(
+                    String::new(),
+                    "endpoints".into(),
+                    ns.to_owned(),
+                    name.to_owned(),
+                ));
                 let r = endpoints::sync(svc, &pods, &slices, eps.as_deref());
                 self.note(ns, &r);
                 self.apply(r.writes);
@@ -289,12 +356,22 @@ impl Driver {
     /// cluster-scoped objects).
     fn collect_garbage(&mut self, ns: &str) {
         let app = self.app.clone();
-        let scope = |r: &sem::Resource| if r.namespaced { (!ns.is_empty()).then_some(ns) } else { ns.is_empty().then_some("") };
+        let scope = |r: &sem::Resource| {
+            if r.namespaced {
+                (!ns.is_empty()).then_some(ns)
+            } else {
+                ns.is_empty().then_some("")
+            }
+        };
         let mut uids: HashSet<String> = HashSet::new();
         let mut objects = Vec::new();
         for r in sem::resources() {
             let Some(s) = scope(r) else { continue };
-            for o in app.store.list(r.group, r.plural, if r.namespaced { Some(s) } else { None }).0 {
+            for o in app
+                .store
+                .list(r.group, r.plural, if r.namespaced { Some(s) } else { None })
+                .0
+            {
                 uids.insert(meta(&o, "uid").to_owned());
                 objects.push(o);
             }
@@ -316,7 +393,10 @@ impl Driver {
                 .pointer("/metadata/finalizers")
                 .and_then(Value::as_array)
                 .is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion"));
-            if foreground && o.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null()) {
+            if foreground
+                && o.pointer("/metadata/deletionTimestamp")
+                    .is_some_and(|v| !v.is_null())
+            {
                 self.finish_foreground(o);
             }
         }
@@ -330,27 +410,53 @@ impl Driver {
             write::dependents_of(&st, meta(owner, "namespace"), uid)
         };
         if deps.is_empty() {
-            let Some(res) = sem::by_kind(owner.get("apiVersion").and_then(Value::as_str).unwrap_or(""), owner.get("kind").and_then(Value::as_str).unwrap_or("")) else {
+            let Some(res) = sem::by_kind(
+                owner
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+                owner.get("kind").and_then(Value::as_str).unwrap_or(""),
+            ) else {
                 return;
             };
             let mut o = owner.clone();
-            if let Some(f) = o.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) {
+            if let Some(f) = o
+                .pointer_mut("/metadata/finalizers")
+                .and_then(Value::as_array_mut)
+            {
                 f.retain(|x| x != "foregroundDeletion");
             }
             let ns = owner.pointer("/metadata/namespace").and_then(Value::as_str);
-            let opts = WriteOpts { manager: Some("kube-controller-manager".into()), ..WriteOpts::default() };
+            let opts = WriteOpts {
+                manager: Some("kube-controller-manager".into()),
+                ..WriteOpts::default()
+            };
             if let Err(e) = write::update(&app, res, ns, meta(owner, "name"), None, o, &opts) {
                 tracing::debug!(error = %e.message, "kubesim: removing the foreground finalizer failed");
             }
             return;
         }
         for (key, dep) in deps {
-            if dep.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null()) {
+            if dep
+                .pointer("/metadata/deletionTimestamp")
+                .is_some_and(|v| !v.is_null())
+            {
                 continue;
             }
-            let Some(res) = sem::by_plural(&key.0, "v1", &key.1) else { continue };
+            let Some(res) = sem::by_plural(&key.0, "v1", &key.1) else {
+                continue;
+            };
             let ns = (!key.2.is_empty()).then_some(key.2.as_str());
-            let _ = write::delete(&app, res, ns, &key.3, &DeleteOpts { propagation: write::Propagation::Foreground, ..DeleteOpts::default() });
+            let _ = write::delete(
+                &app,
+                res,
+                ns,
+                &key.3,
+                &DeleteOpts {
+                    propagation: write::Propagation::Foreground,
+                    ..DeleteOpts::default()
+                },
+            );
         }
     }
 
@@ -367,32 +473,65 @@ impl Driver {
         let resource_of = |v: &Value| {
             let av = v.get("apiVersion").and_then(Value::as_str).unwrap_or("");
             let kind = v.get("kind").and_then(Value::as_str).unwrap_or("");
-            sem::by_kind(av, kind).ok_or_else(|| crate::status::ApiError::bad_request(format!("no resource for {av} {kind}")))
+            sem::by_kind(av, kind).ok_or_else(|| {
+                crate::status::ApiError::bad_request(format!("no resource for {av} {kind}"))
+            })
         };
-        let kcm = WriteOpts { manager: Some(KCM.into()), ..WriteOpts::default() };
+        let kcm = WriteOpts {
+            manager: Some(KCM.into()),
+            ..WriteOpts::default()
+        };
         match w {
             Write::Create(obj) => {
                 let res = resource_of(&obj)?;
-                let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned);
+                let ns = obj
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
                 write::create(&app, res, ns.as_deref(), obj, &kcm)?;
             }
             Write::Update(obj) => {
                 let res = resource_of(&obj)?;
-                let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned);
+                let ns = obj
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
                 let name = meta(&obj, "name").to_owned();
                 write::update(&app, res, ns.as_deref(), &name, None, obj, &kcm)?;
             }
             Write::UpdateStatus(obj) => {
                 let res = resource_of(&obj)?;
-                let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned);
+                let ns = obj
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
                 let name = meta(&obj, "name").to_owned();
-                let opts = if res.kind == "Pod" && res.group.is_empty() { WriteOpts { manager: Some(KUBELET.into()), ..kcm } } else { kcm };
+                let opts = if res.kind == "Pod" && res.group.is_empty() {
+                    WriteOpts {
+                        manager: Some(KUBELET.into()),
+                        ..kcm
+                    }
+                } else {
+                    kcm
+                };
                 write::update(&app, res, ns.as_deref(), &name, Some("status"), obj, &opts)?;
             }
-            Write::Delete { api_version, kind, namespace, name, uid } => {
-                let res = sem::by_kind(&api_version, &kind)
-                    .ok_or_else(|| crate::status::ApiError::bad_request(format!("no resource for {api_version} {kind}")))?;
-                let opts = DeleteOpts { precondition_uid: Some(uid), ..DeleteOpts::default() };
+            Write::Delete {
+                api_version,
+                kind,
+                namespace,
+                name,
+                uid,
+            } => {
+                let res = sem::by_kind(&api_version, &kind).ok_or_else(|| {
+                    crate::status::ApiError::bad_request(format!(
+                        "no resource for {api_version} {kind}"
+                    ))
+                })?;
+                let opts = DeleteOpts {
+                    precondition_uid: Some(uid),
+                    ..DeleteOpts::default()
+                };
                 write::delete(&app, res, namespace.as_deref(), &name, &opts)?;
             }
             Write::Event(ev) => self.record_event(ev)?,
@@ -401,25 +540,48 @@ impl Driver {
     }
 
     fn record_event(&mut self, mut ev: Value) -> Result<(), crate::status::ApiError> {
-        let Some(res) = sem::by_kind("v1", "Event") else { return Ok(()) };
+        let Some(res) = sem::by_kind("v1", "Event") else {
+            return Ok(());
+        };
         let now = rfc3339(self.app.clock.now());
         let involved = ev.get("involvedObject").cloned().unwrap_or(json!({}));
-        let ns = involved.get("namespace").and_then(Value::as_str).unwrap_or("default").to_owned();
-        let base = involved.get("name").and_then(Value::as_str).unwrap_or("event").to_owned();
-        let suffix: String = (0..16).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
+        let ns = involved
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("default")
+            .to_owned();
+        let base = involved
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("event")
+            .to_owned();
+        let suffix: String = (0..16)
+            .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+            .collect();
         ev["apiVersion"] = json!("v1");
         ev["kind"] = json!("Event");
         let meta = ev.get("metadata").cloned().unwrap_or(json!({}));
         let mut meta = meta.as_object().cloned().unwrap_or_default();
-        meta.entry("name").or_insert(json!(format!("{base}.{suffix}")));
+        meta.entry("name")
+            .or_insert(json!(format!("{base}.{suffix}")));
         meta.insert("namespace".into(), json!(ns));
         ev["metadata"] = Value::Object(meta);
-        for (k, v) in [("firstTimestamp", json!(now)), ("lastTimestamp", json!(now)), ("count", json!(1)), ("source", json!({"component": "deployment-controller"})), ("reportingComponent", json!("deployment-controller")), ("reportingInstance", json!(""))] {
+        for (k, v) in [
+            ("firstTimestamp", json!(now)),
+            ("lastTimestamp", json!(now)),
+            ("count", json!(1)),
+            ("source", json!({"component": "deployment-controller"})),
+            ("reportingComponent", json!("deployment-controller")),
+            ("reportingInstance", json!("")),
+        ] {
             if ev.get(k).is_none_or(Value::is_null) {
                 ev[k] = v;
             }
         }
-        let opts = WriteOpts { manager: Some(KCM.into()), ..WriteOpts::default() };
+        let opts = WriteOpts {
+            manager: Some(KCM.into()),
+            ..WriteOpts::default()
+        };
         write::create(&self.app, res, Some(&ns), ev, &opts)?;
         Ok(())
     }

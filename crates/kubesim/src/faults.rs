@@ -25,8 +25,15 @@ pub enum Verb {
 }
 
 impl Verb {
-    const ALL: [Verb; 7] =
-        [Verb::Get, Verb::List, Verb::Watch, Verb::Create, Verb::Update, Verb::Patch, Verb::Delete];
+    const ALL: [Verb; 7] = [
+        Verb::Get,
+        Verb::List,
+        Verb::Watch,
+        Verb::Create,
+        Verb::Update,
+        Verb::Patch,
+        Verb::Delete,
+    ];
 
     fn index(self) -> usize {
         self as usize
@@ -71,7 +78,9 @@ pub struct Faults {
 impl std::fmt::Debug for Faults {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        f.debug_struct("Faults").field("rule", &guard.as_ref().map(|(r, _)| r)).finish()
+        f.debug_struct("Faults")
+            .field("rule", &guard.as_ref().map(|(r, _)| r))
+            .finish()
     }
 }
 
@@ -168,11 +177,18 @@ mod tests {
 
     #[test]
     fn same_seed_same_decisions() {
-        let rule = FaultRule { error_rate: 0.5, status: 503, seed: 7, ..FaultRule::default() };
+        let rule = FaultRule {
+            error_rate: 0.5,
+            status: 503,
+            seed: 7,
+            ..FaultRule::default()
+        };
         let run = || {
             let f = Faults::default();
             f.set(rule.clone());
-            (0..32).map(|_| f.decide(Verb::Get).fail.is_some()).collect::<Vec<_>>()
+            (0..32)
+                .map(|_| f.decide(Verb::Get).fail.is_some())
+                .collect::<Vec<_>>()
         };
         let a = run();
         assert_eq!(a, run());
@@ -182,7 +198,13 @@ mod tests {
     #[test]
     fn verbs_filter_and_clear() {
         let f = Faults::default();
-        f.set(FaultRule { verbs: vec![Verb::Patch], error_rate: 1.0, status: 429, retry_after: Some(2), ..Default::default() });
+        f.set(FaultRule {
+            verbs: vec![Verb::Patch],
+            error_rate: 1.0,
+            status: 429,
+            retry_after: Some(2),
+            ..Default::default()
+        });
         assert_eq!(f.decide(Verb::Get).fail, None);
         assert_eq!(f.decide(Verb::Patch).fail, Some((429, Some(2))));
         f.clear();

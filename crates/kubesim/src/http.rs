@@ -72,13 +72,19 @@ fn route(path: &str) -> Route {
 
 fn object_route(group: &str, version: &str, rest: &[&str]) -> Route {
     let owned = |s: Option<&&str>| s.map(|s| (*s).to_owned());
-    if rest.first() == Some(&"namespaces") && rest.len() >= 3 {
-        if let Some(res) = sem::by_plural(group, version, rest[2]) {
-            if !res.namespaced || rest.len() > 5 {
-                return Route::NotFound;
-            }
-            return Route::Object(Target { res, ns: owned(rest.get(1)), name: owned(rest.get(3)), sub: owned(rest.get(4)) });
+    if rest.first() == Some(&"namespaces")
+        && rest.len() >= 3
+        && let Some(res) = sem::by_plural(group, version, rest[2])
+    {
+        if !res.namespaced || rest.len() > 5 {
+            return Route::NotFound;
         }
+        return Route::Object(Target {
+            res,
+            ns: owned(rest.get(1)),
+            name: owned(rest.get(3)),
+            sub: owned(rest.get(4)),
+        });
     }
     let Some(res) = rest.first().and_then(|p| sem::by_plural(group, version, p)) else {
         return Route::NotFound;
@@ -86,17 +92,25 @@ fn object_route(group: &str, version: &str, rest: &[&str]) -> Route {
     if rest.len() > 3 || (res.namespaced && rest.len() > 1) {
         return Route::NotFound;
     }
-    Route::Object(Target { res, ns: None, name: owned(rest.get(1)), sub: owned(rest.get(2)) })
+    Route::Object(Target {
+        res,
+        ns: None,
+        name: owned(rest.get(1)),
+        sub: owned(rest.get(2)),
+    })
 }
 
 fn json_response(code: StatusCode, v: &Value) -> Response {
     let body = serde_json::to_vec(v).unwrap_or_default();
     let mut resp = (code, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> &'a str {
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> &str {
     h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
@@ -144,10 +158,22 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     }
     let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
         Ok(b) => b,
-        Err(e) => return ApiError::bad_request(format!("reading the request body: {e}")).into_response(),
+        Err(e) => {
+            return ApiError::bad_request(format!("reading the request body: {e}")).into_response();
+        }
     };
     let headers = &parts.headers;
-    match serve(&app, &parts.method, route, &q, headers, body, drop_watch_after).await {
+    match serve(
+        &app,
+        &parts.method,
+        route,
+        &q,
+        headers,
+        body,
+        drop_watch_after,
+    )
+    .await
+    {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
@@ -164,7 +190,9 @@ fn aggregated_response(v: &Value) -> Response {
     let mut resp = json_response(StatusCode::OK, v);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"),
+        HeaderValue::from_static(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+        ),
     );
     resp
 }
@@ -184,15 +212,29 @@ async fn serve(
         Route::Object(t) => serve_object(app, method, t, q, headers, body, drop_watch_after).await,
         _ if !read_only(method) => Err(ApiError::method_not_allowed(method.as_str(), "", "")),
         Route::Version => Ok(json_response(StatusCode::OK, &sem::version())),
-        Route::Health => Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ok").into_response()),
-        Route::Api if aggregated_accept(accept) => Ok(aggregated_response(&sem::aggregated_discovery(true))),
-        Route::Api => Ok(json_response(StatusCode::OK, &sem::api_versions(&app.addr.to_string()))),
-        Route::Apis if aggregated_accept(accept) => Ok(aggregated_response(&sem::aggregated_discovery(false))),
+        Route::Health => Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "ok",
+        )
+            .into_response()),
+        Route::Api if aggregated_accept(accept) => {
+            Ok(aggregated_response(&sem::aggregated_discovery(true)))
+        }
+        Route::Api => Ok(json_response(
+            StatusCode::OK,
+            &sem::api_versions(&app.addr.to_string()),
+        )),
+        Route::Apis if aggregated_accept(accept) => {
+            Ok(aggregated_response(&sem::aggregated_discovery(false)))
+        }
         Route::Apis => Ok(json_response(StatusCode::OK, &sem::api_group_list())),
         Route::ApiGroup(g) => {
             let list = sem::api_group_list();
             let found = list.get("groups").and_then(Value::as_array).and_then(|gs| {
-                gs.iter().find(|x| x.get("name").and_then(Value::as_str) == Some(g.as_str())).cloned()
+                gs.iter()
+                    .find(|x| x.get("name").and_then(Value::as_str) == Some(g.as_str()))
+                    .cloned()
             });
             match found {
                 Some(mut group) => {
@@ -217,7 +259,10 @@ async fn serve(
 }
 
 fn wants_table(accept: &str) -> bool {
-    accept.split(',').next().is_some_and(|first| first.contains("as=Table"))
+    accept
+        .split(',')
+        .next()
+        .is_some_and(|first| first.contains("as=Table"))
 }
 
 fn manager_of(q: &Query, headers: &HeaderMap) -> Option<String> {
@@ -226,48 +271,71 @@ fn manager_of(q: &Query, headers: &HeaderMap) -> Option<String> {
     }
     let ua = header_str(headers, header::USER_AGENT);
     let prefix = ua.split('/').next().unwrap_or("").trim();
-    Some(if prefix.is_empty() { "unknown".to_owned() } else { prefix.to_owned() })
+    Some(if prefix.is_empty() {
+        "unknown".to_owned()
+    } else {
+        prefix.to_owned()
+    })
 }
 
 fn delete_opts(q: &Query, body: &[u8]) -> Result<DeleteOpts, ApiError> {
-    let mut opts = DeleteOpts { dry_run: q.dry_run(), ..DeleteOpts::default() };
+    let mut opts = DeleteOpts {
+        dry_run: q.dry_run(),
+        ..DeleteOpts::default()
+    };
     let mut policy = q.get("propagationPolicy").map(str::to_owned);
     let mut orphan = q.get("orphanDependents").map(|v| v == "true");
     if !body.iter().all(u8::is_ascii_whitespace) {
-        let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("decoding DeleteOptions: {e}")))?;
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("decoding DeleteOptions: {e}")))?;
         if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
             policy = Some(p.to_owned());
         }
         if let Some(o) = v.get("orphanDependents").and_then(Value::as_bool) {
             orphan = Some(o);
         }
-        if v.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|x| x == "All")) {
+        if v.get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|x| x == "All"))
+        {
             opts.dry_run = true;
         }
-        opts.precondition_uid = v.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_owned);
-        opts.precondition_rv = v.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_owned);
+        opts.precondition_uid = v
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        opts.precondition_rv = v
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
     }
     opts.propagation = match (policy.as_deref(), orphan) {
         (Some("Foreground"), _) => Propagation::Foreground,
         (Some("Orphan"), _) | (None, Some(true)) => Propagation::Orphan,
         (Some("Background") | None, _) => Propagation::Background,
         (Some(other), _) => {
-            return Err(ApiError::bad_request(format!("propagationPolicy: Unsupported value: \"{other}\"")));
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy: Unsupported value: \"{other}\""
+            )));
         }
     };
     Ok(opts)
 }
 
 fn parse_selectors(res: &Resource, q: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
-    let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
-    let fields = FieldSelector::parse(res.plural, q.get("fieldSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
+    let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(res.plural, q.get("fieldSelector").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
     Ok((labels, fields))
 }
 
 fn body_json(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
         .or_else(|_| serde_yaml::from_slice(body))
-        .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded: {e}")))
+        .map_err(|e| {
+            ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
+        })
 }
 
 fn success_status(res: &Resource, name: &str, uid: &str) -> Value {
@@ -292,29 +360,55 @@ async fn serve_object(
     let ns = t.ns.as_deref();
     let sub = t.sub.as_deref();
     if let Some(s) = sub {
-        let ok = res.has_subresource(s) || (res.group.is_empty() && res.kind == "Pod" && s == "eviction");
+        let ok = res.has_subresource(s)
+            || (res.group.is_empty() && res.kind == "Pod" && s == "eviction");
         if !ok {
             return Err(ApiError::no_route());
         }
     }
-    let opts = WriteOpts { dry_run: q.dry_run(), manager: manager_of(q, headers), force: q.flag("force") };
+    let opts = WriteOpts {
+        dry_run: q.dry_run(),
+        manager: manager_of(q, headers),
+        force: q.flag("force"),
+    };
     let accept = header_str(headers, header::ACCEPT);
     match (method.clone(), t.name.as_deref()) {
         (Method::GET, Some(name)) => {
-            let obj = app.store.get(&write::key_of(res, ns, name)).ok_or_else(|| ApiError::not_found(res.group, res.plural, name))?;
+            let obj = app
+                .store
+                .get(&write::key_of(res, ns, name))
+                .ok_or_else(|| ApiError::not_found(res.group, res.plural, name))?;
             if sub == Some("scale") {
-                return Ok(json_response(StatusCode::OK, &sem::scale_of(res, &obj).ok_or_else(ApiError::no_route)?));
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &sem::scale_of(res, &obj).ok_or_else(ApiError::no_route)?,
+                ));
             }
             if wants_table(accept) && sub.is_none() {
-                let rv = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").to_owned();
-                return Ok(json_response(StatusCode::OK, &sem::table(res, &[(*obj).clone()], &rv, app.clock.now())));
+                let rv = obj
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &sem::table(res, &[(*obj).clone()], &rv, app.clock.now()),
+                ));
             }
             Ok(json_response(StatusCode::OK, &obj))
         }
         (Method::GET, None) => {
             let (labels, fields) = parse_selectors(res, q)?;
             if q.watch() {
-                return watch::respond(app.clone(), res, t.ns.clone(), labels, fields, q, drop_watch_after);
+                return watch::respond(
+                    app.clone(),
+                    res,
+                    t.ns.clone(),
+                    labels,
+                    fields,
+                    q,
+                    drop_watch_after,
+                );
             }
             list(app, res, ns, &labels, &fields, q, accept)
         }
@@ -323,47 +417,83 @@ async fn serve_object(
             Ok(json_response(StatusCode::CREATED, &obj))
         }
         (Method::POST, Some(name)) if sub == Some("eviction") => {
-            let dopts = DeleteOpts { dry_run: opts.dry_run, ..DeleteOpts::default() };
+            let dopts = DeleteOpts {
+                dry_run: opts.dry_run,
+                ..DeleteOpts::default()
+            };
             write::delete(app, res, ns, name, &dopts)?;
             let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
             Ok(json_response(StatusCode::CREATED, &status))
         }
         (Method::PUT, Some(name)) => {
             let obj = write::update(app, res, ns, name, sub, body_json(&body)?, &opts)?;
-            let obj = if sub == Some("scale") { sem::scale_of(res, &obj).unwrap_or(obj) } else { obj };
+            let obj = if sub == Some("scale") {
+                sem::scale_of(res, &obj).unwrap_or(obj)
+            } else {
+                obj
+            };
             Ok(json_response(StatusCode::OK, &obj))
         }
         (Method::PATCH, Some(name)) => {
             let ct = header_str(headers, header::CONTENT_TYPE);
             let ptype = PatchType::from_content_type(ct).ok_or_else(|| {
-                ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"))
+                ApiError::new(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json".to_string())
             })?;
             let mut opts = opts;
             if ptype == PatchType::Apply {
                 opts.manager = q.get("fieldManager").map(str::to_owned);
             }
             let (obj, created) = write::patch(app, res, ns, name, sub, ptype, &body, &opts)?;
-            let obj = if sub == Some("scale") { sem::scale_of(res, &obj).unwrap_or(obj) } else { obj };
-            Ok(json_response(if created { StatusCode::CREATED } else { StatusCode::OK }, &obj))
+            let obj = if sub == Some("scale") {
+                sem::scale_of(res, &obj).unwrap_or(obj)
+            } else {
+                obj
+            };
+            Ok(json_response(
+                if created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                },
+                &obj,
+            ))
         }
         (Method::DELETE, Some(name)) => {
             let dopts = delete_opts(q, &body)?;
             match write::delete(app, res, ns, name, &dopts)? {
                 Deleted::Pending(obj) => Ok(json_response(StatusCode::OK, &obj)),
-                Deleted::Gone(obj) if res.group.is_empty() && res.kind == "Pod" => Ok(json_response(StatusCode::OK, &obj)),
+                Deleted::Gone(obj) if res.group.is_empty() && res.kind == "Pod" => {
+                    Ok(json_response(StatusCode::OK, &obj))
+                }
                 Deleted::Gone(obj) => {
-                    let uid = obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
-                    Ok(json_response(StatusCode::OK, &success_status(res, name, uid)))
+                    let uid = obj
+                        .pointer("/metadata/uid")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    Ok(json_response(
+                        StatusCode::OK,
+                        &success_status(res, name, uid),
+                    ))
                 }
             }
         }
         (Method::DELETE, None) => {
             let (labels, fields) = parse_selectors(res, q)?;
             let dopts = delete_opts(q, &body)?;
-            let (objs, _) = app.store.list(res.group, res.plural, if res.namespaced { ns } else { None });
+            let (objs, _) = app.store.list(
+                res.group,
+                res.plural,
+                if res.namespaced { ns } else { None },
+            );
             let mut items = Vec::new();
-            for o in objs.iter().filter(|o| labels.matches(o) && fields.matches(o)) {
-                let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+            for o in objs
+                .iter()
+                .filter(|o| labels.matches(o) && fields.matches(o))
+            {
+                let name = o
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 match write::delete(app, res, ns, name, &dopts) {
                     Ok(Deleted::Gone(v) | Deleted::Pending(v)) => items.push(v),
                     Err(e) if e.code == 404 => {}
@@ -374,18 +504,29 @@ async fn serve_object(
             let list = json!({"kind": res.list_kind(), "apiVersion": res.api_version(), "metadata": {"resourceVersion": rv}, "items": items});
             Ok(json_response(StatusCode::OK, &list))
         }
-        (m, _) => Err(ApiError::method_not_allowed(&m.as_str().to_ascii_lowercase(), res.group, res.plural)),
+        (m, _) => Err(ApiError::method_not_allowed(
+            &m.as_str().to_ascii_lowercase(),
+            res.group,
+            res.plural,
+        )),
     }
 }
 
 fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
-    format!("{rv}:{ns}:{name}").bytes().map(|b| format!("{b:02x}")).collect()
+    format!("{rv}:{ns}:{name}")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn decode_continue(token: &str) -> Option<(u64, String, String)> {
     let bytes: Option<Vec<u8>> = (0..token.len())
         .step_by(2)
-        .map(|i| token.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            token
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect();
     let s = String::from_utf8(bytes?).ok()?;
     let mut parts = s.splitn(3, ':');
@@ -402,34 +543,54 @@ fn list(
     q: &Query,
     accept: &str,
 ) -> Result<Response, ApiError> {
-    let (objs, rv) = app.store.list(res.group, res.plural, if res.namespaced { ns } else { None });
+    let (objs, rv) = app.store.list(
+        res.group,
+        res.plural,
+        if res.namespaced { ns } else { None },
+    );
     let after = match q.get("continue") {
-        Some(tok) => Some(decode_continue(tok).ok_or_else(|| ApiError::bad_request("continue key is not valid"))?),
+        Some(tok) => Some(
+            decode_continue(tok)
+                .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?,
+        ),
         None => None,
     };
-    let limit = q.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0);
     let pinned = fields.pinned_name();
     let mut items: Vec<Value> = Vec::new();
     let mut next = None;
     for o in &objs {
-        let meta_ns = o.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
-        let meta_name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-        if let Some((_, ans, aname)) = &after {
-            if (meta_ns, meta_name) <= (ans.as_str(), aname.as_str()) {
-                continue;
-            }
+        let meta_ns = o
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let meta_name = o
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if let Some((_, ans, aname)) = &after
+            && (meta_ns, meta_name) <= (ans.as_str(), aname.as_str())
+        {
+            continue;
         }
         if pinned.is_some_and(|p| p != meta_name) || !labels.matches(o) || !fields.matches(o) {
             continue;
         }
         if limit.is_some_and(|l| items.len() >= l) {
-            next = items
-                .last()
-                .map(|l: &Value| {
-                    let lns = l.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
-                    let lname = l.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-                    encode_continue(rv, lns, lname)
-                });
+            next = items.last().map(|l: &Value| {
+                let lns = l
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let lname = l
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                encode_continue(rv, lns, lname)
+            });
             break;
         }
         items.push((**o).clone());
@@ -453,7 +614,8 @@ fn list(
 /// A streaming response body from a channel of chunks.
 pub(crate) fn stream_body(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Body {
     use futures::StreamExt;
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
+    let stream =
+        tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
     Body::from_stream(stream)
 }
 
@@ -464,19 +626,26 @@ mod tests {
     #[test]
     fn continue_tokens_round_trip() {
         let t = encode_continue(42, "default", "web-1");
-        assert_eq!(decode_continue(&t), Some((42, "default".into(), "web-1".into())));
+        assert_eq!(
+            decode_continue(&t),
+            Some((42, "default".into(), "web-1".into()))
+        );
         assert_eq!(decode_continue("zz"), None);
     }
 
     #[test]
     fn aggregated_accept_detection() {
-        assert!(aggregated_accept("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"));
+        assert!(aggregated_accept(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+        ));
         assert!(!aggregated_accept("application/json, */*"));
     }
 
     #[test]
     fn table_accept_detection() {
-        assert!(wants_table("application/json;as=Table;v=v1;g=meta.k8s.io,application/json"));
+        assert!(wants_table(
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+        ));
         assert!(!wants_table("application/json"));
     }
 }

@@ -100,7 +100,9 @@ impl Default for Config {
             state_dir: None,
             nodes: 3,
             pod_ready_after: Duration::ZERO,
-            lb_pool: (200..=210).map(|i| Ipv4Addr::new(172, 18, 255, i)).collect(),
+            lb_pool: (200..=210)
+                .map(|i| Ipv4Addr::new(172, 18, 255, i))
+                .collect(),
             clock: Clock::new(),
         }
     }
@@ -129,7 +131,9 @@ pub struct Cluster {
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster").field("addr", &self.app.addr).finish()
+        f.debug_struct("Cluster")
+            .field("addr", &self.app.addr)
+            .finish()
     }
 }
 
@@ -172,12 +176,19 @@ impl Cluster {
     pub async fn start(config: Config) -> Result<Cluster, Error> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| Error::Bind { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| Error::Bind { addr: config.listen, source })?;
-        let store = store::Store::open(config.state_dir.as_deref()).map_err(|source| Error::State {
-            dir: config.state_dir.clone().unwrap_or_default(),
+            .map_err(|source| Error::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: config.listen,
             source,
         })?;
+        let store =
+            store::Store::open(config.state_dir.as_deref()).map_err(|source| Error::State {
+                dir: config.state_dir.clone().unwrap_or_default(),
+                source,
+            })?;
         let (shutdown, _) = tokio::sync::watch::channel(false);
         let faults = Faults::default();
         let app = Arc::new(App {
@@ -193,7 +204,10 @@ impl Cluster {
         driver::bootstrap(&app, config.nodes);
         let router = http::router(app.clone());
         let mut stop = app.shutdown.subscribe();
-        let listener = Listener { inner: listener, faults };
+        let listener = Listener {
+            inner: listener,
+            faults,
+        };
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;
@@ -203,7 +217,11 @@ impl Cluster {
             }
         });
         let driver = tokio::spawn(driver::run(app.clone(), config.pod_ready_after));
-        Ok(Cluster { app, server, driver })
+        Ok(Cluster {
+            app,
+            server,
+            driver,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -221,10 +239,10 @@ impl Cluster {
     }
 
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(parent) = path.parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)?;
-            }
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)?;
         }
         std::fs::write(path, self.kubeconfig_yaml())
     }
@@ -282,7 +300,12 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let cluster = Cluster::start(config).await?;
     if let Some(path) = kubeconfig_out {
-        cluster.write_kubeconfig(&path).map_err(|source| Error::Kubeconfig { path: path.clone(), source })?;
+        cluster
+            .write_kubeconfig(&path)
+            .map_err(|source| Error::Kubeconfig {
+                path: path.clone(),
+                source,
+            })?;
     }
     tracing::info!(url = %cluster.url(), "kubesim: serving");
     shutdown.await;
@@ -299,6 +322,9 @@ mod tests {
         let k = kubeconfig("http://127.0.0.1:1234");
         let v: serde_yaml::Value = serde_yaml::from_str(&k).unwrap();
         assert_eq!(v["current-context"], "kubesim");
-        assert_eq!(v["clusters"][0]["cluster"]["server"], "http://127.0.0.1:1234");
+        assert_eq!(
+            v["clusters"][0]["cluster"]["server"],
+            "http://127.0.0.1:1234"
+        );
     }
 }

@@ -54,8 +54,14 @@ impl Log {
             let doc: Value = serde_json::from_slice(&text)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
             rv = doc.get("rv").and_then(Value::as_u64).unwrap_or(0);
-            for entry in doc.get("objects").and_then(Value::as_array).into_iter().flatten() {
-                if let (Some(k), Some(o)) = (entry.get("key").and_then(key_from), entry.get("obj")) {
+            for entry in doc
+                .get("objects")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let (Some(k), Some(o)) = (entry.get("key").and_then(key_from), entry.get("obj"))
+                {
                     objects.insert(k, o.clone());
                 }
             }
@@ -68,10 +74,13 @@ impl Log {
             let reader = BufReader::new(File::open(&log_path)?);
             for line in reader.split(b'\n') {
                 let line = line?;
-                let Ok(rec) = serde_json::from_slice::<Value>(&line) else { break };
-                let (Some(rec_rv), Some(key)) =
-                    (rec.get("rv").and_then(Value::as_u64), rec.get("key").and_then(key_from))
-                else {
+                let Ok(rec) = serde_json::from_slice::<Value>(&line) else {
+                    break;
+                };
+                let (Some(rec_rv), Some(key)) = (
+                    rec.get("rv").and_then(Value::as_u64),
+                    rec.get("key").and_then(key_from),
+                ) else {
                     break;
                 };
                 good_len += line.len() as u64 + 1;
@@ -90,13 +99,26 @@ impl Log {
                 }
             }
         }
-        let file = OpenOptions::new().create(true).append(true).open(&log_path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
         // Drop a torn tail so the next record starts on a fresh line.
         if file.metadata()?.len() != good_len {
             file.set_len(good_len)?;
         }
-        let log = Log { dir: dir.to_owned(), file, records };
-        Ok((log, Loaded { rv, objects: objects.into_iter().collect() }))
+        let log = Log {
+            dir: dir.to_owned(),
+            file,
+            records,
+        };
+        Ok((
+            log,
+            Loaded {
+                rv,
+                objects: objects.into_iter().collect(),
+            },
+        ))
     }
 
     /// Appends one record; `obj = None` is a delete.
@@ -119,8 +141,9 @@ impl Log {
         rv: u64,
         objects: impl Iterator<Item = (&'a ObjKey, &'a Value)>,
     ) -> std::io::Result<()> {
-        let items: Vec<Value> =
-            objects.map(|(k, o)| json!({"key": key_json(k), "obj": o})).collect();
+        let items: Vec<Value> = objects
+            .map(|(k, o)| json!({"key": key_json(k), "obj": o}))
+            .collect();
         let doc = json!({"rv": rv, "objects": items});
         let tmp = self.dir.join("snapshot.json.tmp");
         {
@@ -159,7 +182,8 @@ mod tests {
         }
         let path = dir.path().join("log.jsonl");
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"{\"rv\":4,\"key\":[\"\",\"configmaps\",\"default\",\"c\"],\"obj\":{\"c").unwrap();
+        f.write_all(b"{\"rv\":4,\"key\":[\"\",\"configmaps\",\"default\",\"c\"],\"obj\":{\"c")
+            .unwrap();
         drop(f);
         let (mut log, loaded) = Log::open(dir.path()).unwrap();
         assert_eq!(loaded.rv, 3);

@@ -14,7 +14,9 @@ pub fn percent_decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(b) => {
                         out.push(b);
@@ -55,7 +57,10 @@ impl Query {
     }
 
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.params.get(k).map(String::as_str).filter(|v| !v.is_empty())
+        self.params
+            .get(k)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn flag(&self, k: &str) -> bool {
@@ -77,7 +82,9 @@ mod tests {
 
     #[test]
     fn kube_rs_style() {
-        let q = Query::parse(Some("&watch=true&fieldSelector=metadata.name%3Dweb&labelSelector=app+in+%28a%2Cb%29&dryRun=All"));
+        let q = Query::parse(Some(
+            "&watch=true&fieldSelector=metadata.name%3Dweb&labelSelector=app+in+%28a%2Cb%29&dryRun=All",
+        ));
         assert!(q.watch());
         assert_eq!(q.get("fieldSelector"), Some("metadata.name=web"));
         assert_eq!(q.get("labelSelector"), Some("app in (a,b)"));

@@ -44,8 +44,14 @@ fn values(list: &str) -> Result<Vec<String>, String> {
         .trim()
         .strip_prefix('(')
         .and_then(|s| s.strip_suffix(')'))
-        .ok_or_else(|| format!("unable to parse requirement: expected a (value list), got {list:?}"))?;
-    Ok(inner.split(',').map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).collect())
+        .ok_or_else(|| {
+            format!("unable to parse requirement: expected a (value list), got {list:?}")
+        })?;
+    Ok(inner
+        .split(',')
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect())
 }
 
 impl LabelSelector {
@@ -141,7 +147,13 @@ fn field_value(obj: &Value, path: &str) -> String {
     for part in path.split('.') {
         match cur.get(part) {
             Some(v) => cur = v,
-            None => return if path == "spec.unschedulable" || path == "spec.hostNetwork" { "false".into() } else { String::new() },
+            None => {
+                return if path == "spec.unschedulable" || path == "spec.hostNetwork" {
+                    "false".into()
+                } else {
+                    String::new()
+                };
+            }
         }
     }
     match cur {
@@ -166,7 +178,9 @@ impl FieldSelector {
             } else if let Some((k, v)) = part.split_once('=') {
                 (k, v, true)
             } else {
-                return Err(format!("invalid selector: '{s}'; can't understand '{part}'"));
+                return Err(format!(
+                    "invalid selector: '{s}'; can't understand '{part}'"
+                ));
             };
             let k = k.trim();
             if !supported(resource, k) {
@@ -178,12 +192,17 @@ impl FieldSelector {
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        self.0.iter().all(|(k, v, eq)| (field_value(obj, k) == *v) == *eq)
+        self.0
+            .iter()
+            .all(|(k, v, eq)| (field_value(obj, k) == *v) == *eq)
     }
 
     /// The `metadata.name=` value if the selector pins one (lets lists skip a scan).
     pub fn pinned_name(&self) -> Option<&str> {
-        self.0.iter().find(|(k, _, eq)| k == "metadata.name" && *eq).map(|(_, v, _)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _, eq)| k == "metadata.name" && *eq)
+            .map(|(_, v, _)| v.as_str())
     }
 }
 
@@ -211,7 +230,11 @@ mod tests {
             ("missing notin (x)", true),
             ("", true),
         ] {
-            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&o), want, "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel).unwrap().matches(&o),
+                want,
+                "{sel}"
+            );
         }
         assert!(LabelSelector::parse("app in web").is_err());
     }
@@ -219,9 +242,22 @@ mod tests {
     #[test]
     fn field_selectors() {
         let o = obj(json!({}));
-        assert!(FieldSelector::parse("pods", "metadata.name=web,status.phase=Running").unwrap().matches(&o));
-        assert!(!FieldSelector::parse("pods", "metadata.name!=web").unwrap().matches(&o));
-        assert_eq!(FieldSelector::parse("deployments", "metadata.name=web").unwrap().pinned_name(), Some("web"));
+        assert!(
+            FieldSelector::parse("pods", "metadata.name=web,status.phase=Running")
+                .unwrap()
+                .matches(&o)
+        );
+        assert!(
+            !FieldSelector::parse("pods", "metadata.name!=web")
+                .unwrap()
+                .matches(&o)
+        );
+        assert_eq!(
+            FieldSelector::parse("deployments", "metadata.name=web")
+                .unwrap()
+                .pinned_name(),
+            Some("web")
+        );
         assert_eq!(
             FieldSelector::parse("deployments", "spec.replicas=1").unwrap_err(),
             "field label not supported: spec.replicas"

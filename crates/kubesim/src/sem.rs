@@ -95,7 +95,12 @@ pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, ApiError> {
     kubesim_merge::json_patch(target, patch).map_err(patch_error)
 }
 
-pub fn strategic_merge_patch(api_version: &str, kind: &str, target: &Value, patch: &Value) -> Result<Value, ApiError> {
+pub fn strategic_merge_patch(
+    api_version: &str,
+    kind: &str,
+    target: &Value,
+    patch: &Value,
+) -> Result<Value, ApiError> {
     kubesim_merge::strategic_merge_patch(api_version, kind, target, patch).map_err(patch_error)
 }
 
@@ -110,14 +115,20 @@ pub fn apply(
     time: Timestamp,
 ) -> Result<Value, ApiError> {
     let time = rfc3339(time);
-    let req = kubesim_merge::ApplyRequest { manager, force, api_version, subresource, time: &time };
+    let req = kubesim_merge::ApplyRequest {
+        manager,
+        force,
+        api_version,
+        subresource,
+        time: &time,
+    };
     kubesim_merge::apply(live, applied, &req).map_err(|e| match e {
         kubesim_merge::ApplyError::Conflict { message, causes } => {
             let causes: Vec<Value> = causes
                 .iter()
                 .map(|c| json!({"reason": "FieldManagerConflict", "message": c.message, "field": c.field}))
                 .collect();
-            ApiError { details: Some(json!({ "causes": causes })), ..ApiError::new(409, "Conflict", message) }
+            ApiError { details: Some(Box::new(json!({ "causes": causes }))), ..ApiError::new(409, "Conflict", message) }
         }
         kubesim_merge::ApplyError::Invalid(m) => ApiError::bad_request(m),
     })

@@ -14,14 +14,18 @@ pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
     /// `Retry-After` seconds (429 from faults).
     pub retry_after: Option<u32>,
 }
 
 /// `deployments.apps` / `pods`: how messages name a resource.
 pub fn qualified(group: &str, resource: &str) -> String {
-    if group.is_empty() { resource.to_owned() } else { format!("{resource}.{group}") }
+    if group.is_empty() {
+        resource.to_owned()
+    } else {
+        format!("{resource}.{group}")
+    }
 }
 
 fn details(group: &str, resource: &str, name: &str) -> Value {
@@ -34,30 +38,48 @@ fn details(group: &str, resource: &str, name: &str) -> Value {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { code, reason, message: message.into(), details: None, retry_after: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+        }
     }
 
     pub fn not_found(group: &str, resource: &str, name: &str) -> ApiError {
         ApiError {
-            details: Some(details(group, resource, name)),
-            ..ApiError::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(group, resource)))
+            details: Some(Box::new(details(group, resource, name))),
+            ..ApiError::new(
+                404,
+                "NotFound",
+                format!("{} \"{name}\" not found", qualified(group, resource)),
+            )
         }
     }
 
     pub fn no_route() -> ApiError {
-        ApiError::new(404, "NotFound", "the server could not find the requested resource")
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
     }
 
     pub fn already_exists(group: &str, resource: &str, name: &str) -> ApiError {
         ApiError {
-            details: Some(details(group, resource, name)),
-            ..ApiError::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(group, resource)))
+            details: Some(Box::new(details(group, resource, name))),
+            ..ApiError::new(
+                409,
+                "AlreadyExists",
+                format!("{} \"{name}\" already exists", qualified(group, resource)),
+            )
         }
     }
 
     pub fn conflict(group: &str, resource: &str, name: &str) -> ApiError {
         ApiError {
-            details: Some(details(group, resource, name)),
+            details: Some(Box::new(details(group, resource, name))),
             ..ApiError::new(
                 409,
                 "Conflict",
@@ -79,11 +101,14 @@ impl ApiError {
 
     pub fn method_not_allowed(verb: &str, group: &str, resource: &str) -> ApiError {
         ApiError {
-            details: Some(json!({"group": group, "kind": resource})),
+            details: Some(Box::new(json!({"group": group, "kind": resource}))),
             ..ApiError::new(
                 405,
                 "MethodNotAllowed",
-                format!("{verb} is not supported on resources of kind \"{}\"", qualified(group, resource)),
+                format!(
+                    "{verb} is not supported on resources of kind \"{}\"",
+                    qualified(group, resource)
+                ),
             )
         }
     }
@@ -103,22 +128,41 @@ impl ApiError {
         ApiError {
             code,
             reason,
-            message: status.get("message").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            details: status.get("details").cloned(),
+            message: status
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            details: status.get("details").cloned().map(Box::new),
             retry_after: None,
         }
     }
 
     /// 422 with one cause, named after the object's Kind.
-    pub fn invalid(kind: &str, group: &str, name: &str, field: &str, cause_reason: &str, detail: &str) -> ApiError {
-        let gk = if group.is_empty() { kind.to_owned() } else { format!("{kind}.{group}") };
+    pub fn invalid(
+        kind: &str,
+        group: &str,
+        name: &str,
+        field: &str,
+        cause_reason: &str,
+        detail: &str,
+    ) -> ApiError {
+        let gk = if group.is_empty() {
+            kind.to_owned()
+        } else {
+            format!("{kind}.{group}")
+        };
         let mut d = json!({"name": name, "kind": kind, "causes": [{"reason": cause_reason, "message": detail, "field": field}]});
         if !group.is_empty() {
             d["group"] = json!(group);
         }
         ApiError {
-            details: Some(d),
-            ..ApiError::new(422, "Invalid", format!("{gk} \"{name}\" is invalid: {field}: {detail}"))
+            details: Some(Box::new(d)),
+            ..ApiError::new(
+                422,
+                "Invalid",
+                format!("{gk} \"{name}\" is invalid: {field}: {detail}"),
+            )
         }
     }
 
@@ -128,7 +172,7 @@ impl ApiError {
             "message": self.message, "reason": self.reason,
         });
         if let Some(d) = &self.details {
-            s["details"] = d.clone();
+            s["details"] = (**d).clone();
         }
         s["code"] = json!(self.code);
         s
@@ -140,9 +184,13 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (code, body).into_response();
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(s) = self.retry_after {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
     }
@@ -161,6 +209,9 @@ mod tests {
                 "message":"deployments.apps \"web\" not found","reason":"NotFound",
                 "details":{"name":"web","group":"apps","kind":"deployments"},"code":404})
         );
-        assert_eq!(ApiError::not_found("", "pods", "x").message, "pods \"x\" not found");
+        assert_eq!(
+            ApiError::not_found("", "pods", "x").message,
+            "pods \"x\" not found"
+        );
     }
 }

@@ -57,6 +57,9 @@ pub struct Store {
     tx: broadcast::Sender<Arc<Event>>,
 }
 
+/// Past events to replay and a receiver for the live ones.
+pub type Replay = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
+
 /// Why a watch cannot start at the requested resourceVersion.
 #[derive(Debug)]
 pub struct TooOld {
@@ -87,10 +90,17 @@ impl Store {
             let (log, loaded) = Log::open(dir)?;
             state.rv = loaded.rv;
             state.floor = loaded.rv;
-            state.objects = loaded.objects.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+            state.objects = loaded
+                .objects
+                .into_iter()
+                .map(|(k, v)| (k, Arc::new(v)))
+                .collect();
             state.log = Some(log);
         }
-        Ok(Store { state: Mutex::new(state), tx })
+        Ok(Store {
+            state: Mutex::new(state),
+            tx,
+        })
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -111,21 +121,24 @@ impl Store {
 
     /// Objects of one resource (in one namespace or all), sorted by namespace/name, and the
     /// current resourceVersion.
-    pub fn list(&self, group: &str, resource: &str, namespace: Option<&str>) -> (Vec<Arc<Value>>, u64) {
+    pub fn list(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> (Vec<Arc<Value>>, u64) {
         let st = self.lock();
         (st.list(group, resource, namespace), st.rv)
     }
 
     /// Events of one resource after `rv` plus a receiver for the live ones, taken atomically.
-    pub fn watch_from(
-        &self,
-        group: &str,
-        resource: &str,
-        rv: u64,
-    ) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), TooOld> {
+    pub fn watch_from(&self, group: &str, resource: &str, rv: u64) -> Result<Replay, TooOld> {
         let st = self.lock();
         if rv < st.floor {
-            return Err(TooOld { requested: rv, oldest: st.floor + 1 });
+            return Err(TooOld {
+                requested: rv,
+                oldest: st.floor + 1,
+            });
         }
         let start = st.history.partition_point(|e| e.rv <= rv);
         let past = st
@@ -145,7 +158,11 @@ impl Store {
         namespace: Option<&str>,
     ) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Arc<Event>>) {
         let st = self.lock();
-        (st.list(group, resource, namespace), st.rv, self.tx.subscribe())
+        (
+            st.list(group, resource, namespace),
+            st.rv,
+            self.tx.subscribe(),
+        )
     }
 }
 
@@ -155,7 +172,12 @@ impl State {
     }
 
     pub fn list(&self, group: &str, resource: &str, namespace: Option<&str>) -> Vec<Arc<Value>> {
-        let lo = (group.to_owned(), resource.to_owned(), namespace.unwrap_or("").to_owned(), String::new());
+        let lo = (
+            group.to_owned(),
+            resource.to_owned(),
+            namespace.unwrap_or("").to_owned(),
+            String::new(),
+        );
         self.objects
             .range(lo..)
             .take_while(|(k, _)| {
@@ -172,8 +194,18 @@ impl State {
         set_rv(&mut obj, rv);
         let obj = Arc::new(obj);
         let prev = self.objects.insert(key.clone(), obj.clone());
-        let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
-        self.record(Event { rv, kind, key, object: obj.clone(), prev });
+        let kind = if prev.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        self.record(Event {
+            rv,
+            kind,
+            key,
+            object: obj.clone(),
+            prev,
+        });
         obj
     }
 
@@ -185,7 +217,13 @@ impl State {
         let mut last = (*prev).clone();
         set_rv(&mut last, rv);
         let last = Arc::new(last);
-        self.record(Event { rv, kind: EventType::Deleted, key: key.clone(), object: last.clone(), prev: Some(prev) });
+        self.record(Event {
+            rv,
+            kind: EventType::Deleted,
+            key: key.clone(),
+            object: last.clone(),
+            prev: Some(prev),
+        });
         Some(last)
     }
 
@@ -204,10 +242,10 @@ impl State {
             }
         }
         let event = Arc::new(event);
-        if self.history.len() >= HISTORY {
-            if let Some(old) = self.history.pop_front() {
-                self.floor = old.rv;
-            }
+        if self.history.len() >= HISTORY
+            && let Some(old) = self.history.pop_front()
+        {
+            self.floor = old.rv;
         }
         self.history.push_back(event.clone());
         let _ = self.tx.send(event);
@@ -231,8 +269,15 @@ mod tests {
         let a = st.put(key("a"), json!({"metadata": {"name": "a"}}));
         assert_eq!(b["metadata"]["resourceVersion"], "1");
         assert_eq!(a["metadata"]["resourceVersion"], "2");
-        st.put(("".into(), "pods".into(), "default".into(), "p".into()), json!({"metadata": {}}));
-        let names: Vec<_> = st.list("", "configmaps", None).iter().map(|o| o["metadata"]["name"].clone()).collect();
+        st.put(
+            ("".into(), "pods".into(), "default".into(), "p".into()),
+            json!({"metadata": {}}),
+        );
+        let names: Vec<_> = st
+            .list("", "configmaps", None)
+            .iter()
+            .map(|o| o["metadata"]["name"].clone())
+            .collect();
         assert_eq!(names, vec![json!("a"), json!("b")]);
         let gone = st.delete(&key("a")).unwrap();
         assert_eq!(gone["metadata"]["resourceVersion"], "4");

@@ -36,10 +36,10 @@ struct Filter {
 
 impl Filter {
     fn matches(&self, obj: &Value) -> bool {
-        if let Some(ns) = &self.ns {
-            if obj.pointer("/metadata/namespace").and_then(Value::as_str) != Some(ns.as_str()) {
-                return false;
-            }
+        if let Some(ns) = &self.ns
+            && obj.pointer("/metadata/namespace").and_then(Value::as_str) != Some(ns.as_str())
+        {
+            return false;
         }
         self.labels.matches(obj) && self.fields.matches(obj)
     }
@@ -75,12 +75,18 @@ fn bookmark(res: &Resource, rv: u64, initial_end: bool) -> Bytes {
     if initial_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    line("BOOKMARK", &json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": meta}))
+    line(
+        "BOOKMARK",
+        &json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": meta}),
+    )
 }
 
 fn chunked_json(rx: mpsc::Receiver<Bytes>) -> Response {
     let mut resp = (StatusCode::OK, stream_body(rx)).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -95,7 +101,13 @@ pub(crate) fn respond(
     drop_after: Option<Duration>,
 ) -> Result<Response, ApiError> {
     let ns = if res.namespaced { ns } else { None };
-    let filter = Filter { group: res.group, plural: res.plural, ns, labels, fields };
+    let filter = Filter {
+        group: res.group,
+        plural: res.plural,
+        ns,
+        labels,
+        fields,
+    };
     let bookmarks = q.flag("allowWatchBookmarks");
     let send_initial = q.flag("sendInitialEvents");
     let timeout = q
@@ -107,13 +119,22 @@ pub(crate) fn respond(
         .min();
     let requested_rv = match q.get("resourceVersion") {
         None | Some("0") | Some("") => None,
-        Some(r) => Some(r.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {r}")))?),
+        Some(r) => Some(
+            r.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {r}")))?,
+        ),
     };
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let mut initial: Vec<Bytes> = Vec::new();
     let (live, mut seen_rv) = if send_initial || requested_rv.is_none() {
-        let (objs, rv, live) = app.store.list_and_subscribe(res.group, res.plural, filter.ns.as_deref());
-        initial.extend(objs.iter().filter(|o| filter.matches(o)).map(|o| line("ADDED", o)));
+        let (objs, rv, live) =
+            app.store
+                .list_and_subscribe(res.group, res.plural, filter.ns.as_deref());
+        initial.extend(
+            objs.iter()
+                .filter(|o| filter.matches(o))
+                .map(|o| line("ADDED", o)),
+        );
         if send_initial {
             initial.push(bookmark(res, rv, true));
         }
@@ -132,7 +153,11 @@ pub(crate) fn respond(
                 (live, last)
             }
             Err(too_old) => {
-                let status = ApiError::expired(format!("too old resource version: {} ({})", too_old.requested, too_old.oldest)).to_status();
+                let status = ApiError::expired(format!(
+                    "too old resource version: {} ({})",
+                    too_old.requested, too_old.oldest
+                ))
+                .to_status();
                 let _ = tx.try_send(line("ERROR", &status));
                 drop(tx);
                 return Ok(chunked_json(rx));
@@ -164,11 +189,10 @@ pub(crate) fn respond(
                             continue;
                         }
                         seen_rv = e.rv;
-                        if let Some((kind, obj)) = filter.translate(&e) {
-                            if tx.send(line(kind, &obj)).await.is_err() {
+                        if let Some((kind, obj)) = filter.translate(&e)
+                            && tx.send(line(kind, &obj)).await.is_err() {
                                 return;
                             }
-                        }
                     }
                     // A watcher that fell behind ends; the client re-watches from its last RV.
                     Err(broadcast::error::RecvError::Lagged(_)) | Err(broadcast::error::RecvError::Closed) => return,
@@ -212,9 +236,24 @@ mod tests {
         };
         let web = json!({"metadata": {"namespace": "default", "labels": {"app": "web"}}});
         let db = json!({"metadata": {"namespace": "default", "labels": {"app": "db"}}});
-        assert_eq!(f.translate(&ev(EventType::Modified, db.clone(), Some(web.clone()))).unwrap().0, "DELETED");
-        assert_eq!(f.translate(&ev(EventType::Modified, web.clone(), Some(db.clone()))).unwrap().0, "ADDED");
+        assert_eq!(
+            f.translate(&ev(EventType::Modified, db.clone(), Some(web.clone())))
+                .unwrap()
+                .0,
+            "DELETED"
+        );
+        assert_eq!(
+            f.translate(&ev(EventType::Modified, web.clone(), Some(db.clone())))
+                .unwrap()
+                .0,
+            "ADDED"
+        );
         assert!(f.translate(&ev(EventType::Added, db, None)).is_none());
-        assert_eq!(f.translate(&ev(EventType::Modified, web.clone(), Some(web))).unwrap().0, "MODIFIED");
+        assert_eq!(
+            f.translate(&ev(EventType::Modified, web.clone(), Some(web)))
+                .unwrap()
+                .0,
+            "MODIFIED"
+        );
     }
 }

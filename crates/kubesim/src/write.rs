@@ -44,7 +44,9 @@ impl PatchType {
             "application/merge-patch+json" => Some(PatchType::Merge),
             "application/json-patch+json" => Some(PatchType::Json),
             "application/strategic-merge-patch+json" => Some(PatchType::Strategic),
-            "application/apply-patch+yaml" | "application/apply-patch+json" => Some(PatchType::Apply),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => {
+                Some(PatchType::Apply)
+            }
             _ => None,
         }
     }
@@ -77,7 +79,12 @@ pub enum Deleted {
 
 pub fn key_of(res: &Resource, ns: Option<&str>, name: &str) -> ObjKey {
     let ns = if res.namespaced { ns.unwrap_or("") } else { "" };
-    (res.group.to_owned(), res.plural.to_owned(), ns.to_owned(), name.to_owned())
+    (
+        res.group.to_owned(),
+        res.plural.to_owned(),
+        ns.to_owned(),
+        name.to_owned(),
+    )
 }
 
 fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
@@ -104,20 +111,37 @@ const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 pub fn random_suffix(n: usize) -> String {
     let mut rng = rand::rng();
-    (0..n).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..n)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 pub fn new_uid() -> String {
     let mut rng = rand::rng();
     let b: [u8; 16] = rng.random();
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-4{}-{}{}-{}", &h[0..8], &h[8..12], &h[13..16], ["8", "9", "a", "b"][(b[8] & 3) as usize], &h[17..20], &h[20..32])
+    format!(
+        "{}-{}-4{}-{}{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        ["8", "9", "a", "b"][(b[8] & 3) as usize],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
 /// Checks and fills what the URL determines: apiVersion/kind, namespace, name.
-fn normalize_identity(res: &Resource, ns: Option<&str>, url_name: Option<&str>, obj: &mut Value) -> Result<(), ApiError> {
+fn normalize_identity(
+    res: &Resource,
+    ns: Option<&str>,
+    url_name: Option<&str>,
+    obj: &mut Value,
+) -> Result<(), ApiError> {
     if !obj.is_object() {
-        return Err(ApiError::bad_request("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"));
+        return Err(ApiError::bad_request(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+        ));
     }
     let api_version = res.api_version();
     match obj.get("apiVersion").and_then(Value::as_str) {
@@ -132,7 +156,10 @@ fn normalize_identity(res: &Resource, ns: Option<&str>, url_name: Option<&str>, 
     match obj.get("kind").and_then(Value::as_str) {
         None | Some("") => obj["kind"] = json!(res.kind),
         Some(k) if k != res.kind => {
-            return Err(ApiError::bad_request(format!("the kind in the data ({k}) does not match the expected kind ({})", res.kind)));
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                res.kind
+            )));
         }
         _ => {}
     }
@@ -176,7 +203,15 @@ fn check_namespace(st: &State, res: &Resource, obj: &Value) -> Result<(), ApiErr
         return Ok(());
     }
     let ns = meta_str(obj, "namespace").unwrap_or("default");
-    if st.get(&(String::new(), "namespaces".into(), String::new(), ns.to_owned())).is_none() {
+    if st
+        .get(&(
+            String::new(),
+            "namespaces".into(),
+            String::new(),
+            ns.to_owned(),
+        ))
+        .is_none()
+    {
         return Err(ApiError::not_found("", "namespaces", ns));
     }
     Ok(())
@@ -187,26 +222,59 @@ fn manager(opts: &WriteOpts) -> &str {
 }
 
 /// POST.
-pub fn create(app: &App, res: &'static Resource, ns: Option<&str>, mut obj: Value, opts: &WriteOpts) -> Result<Value, ApiError> {
+pub fn create(
+    app: &App,
+    res: &'static Resource,
+    ns: Option<&str>,
+    mut obj: Value,
+    opts: &WriteOpts,
+) -> Result<Value, ApiError> {
     normalize_identity(res, ns, None, &mut obj)?;
     let now = app.clock.now();
     let mut st = app.store.lock();
     let meta = meta_mut(&mut obj);
-    let has_name = meta.get("name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    let has_name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
     if !has_name {
-        let Some(base) = meta.get("generateName").and_then(Value::as_str).filter(|g| !g.is_empty()).map(str::to_owned) else {
-            return Err(ApiError::invalid(res.kind, res.group, "", "metadata.name", "FieldValueRequired", "Required value: name or generateName is required"));
+        let Some(base) = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .filter(|g| !g.is_empty())
+            .map(str::to_owned)
+        else {
+            return Err(ApiError::invalid(
+                res.kind,
+                res.group,
+                "",
+                "metadata.name",
+                "FieldValueRequired",
+                "Required value: name or generateName is required",
+            ));
         };
-        let ns_now = meta.get("namespace").and_then(Value::as_str).map(str::to_owned);
+        let ns_now = meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let name = loop {
             let candidate = format!("{base}{}", random_suffix(5));
-            if st.get(&key_of(res, ns_now.as_deref(), &candidate)).is_none() {
+            if st
+                .get(&key_of(res, ns_now.as_deref(), &candidate))
+                .is_none()
+            {
                 break candidate;
             }
         };
         meta.insert("name".into(), json!(name));
     }
-    for f in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"] {
+    for f in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "managedFields",
+        "selfLink",
+    ] {
         meta.remove(f);
     }
     meta.insert("uid".into(), json!(new_uid()));
@@ -250,16 +318,23 @@ fn finish_create(
 fn carry_server_fields(old: &Value, new: &mut Value) {
     let old_meta = old.get("metadata").cloned().unwrap_or(json!({}));
     let meta = meta_mut(new);
-    for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "resourceVersion"] {
+    for f in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "resourceVersion",
+    ] {
         match old_meta.get(f) {
             Some(v) => meta.insert(f.into(), v.clone()),
             None => meta.remove(f),
         };
     }
-    if meta.get("managedFields").is_none_or(Value::is_null) {
-        if let Some(mf) = old_meta.get("managedFields") {
-            meta.insert("managedFields".into(), mf.clone());
-        }
+    if meta.get("managedFields").is_none_or(Value::is_null)
+        && let Some(mf) = old_meta.get("managedFields")
+    {
+        meta.insert("managedFields".into(), mf.clone());
     }
 }
 
@@ -278,10 +353,10 @@ fn finish_update(
     now: Timestamp,
 ) -> Result<Value, ApiError> {
     // Optimistic lock: a resourceVersion in the request must match the stored one.
-    if let Some(rv) = meta_str(&new, "resourceVersion").filter(|r| !r.is_empty()) {
-        if Some(rv) != meta_str(old, "resourceVersion") {
-            return Err(ApiError::conflict(res.group, res.plural, &key.3));
-        }
+    if let Some(rv) = meta_str(&new, "resourceVersion").filter(|r| !r.is_empty())
+        && Some(rv) != meta_str(old, "resourceVersion")
+    {
+        return Err(ApiError::conflict(res.group, res.plural, &key.3));
     }
     carry_server_fields(old, &mut new);
     {
@@ -306,8 +381,13 @@ fn finish_update(
     if opts.dry_run {
         return Ok(new);
     }
-    let terminating = new.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null());
-    let no_finalizers = new.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
+    let terminating = new
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null());
+    let no_finalizers = new
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty);
     if terminating && no_finalizers {
         st.put(key.clone(), new);
         return Ok(st.delete(&key).map(|v| (*v).clone()).unwrap_or(Value::Null));
@@ -368,7 +448,14 @@ pub fn patch(
     let now = app.clock.now();
     let patch = parse_body(body, ptype == PatchType::Apply)?;
     if ptype != PatchType::Apply && opts.force {
-        return Err(ApiError::invalid("PatchOptions", "meta.k8s.io", "", "force", "FieldValueForbidden", "Forbidden: may not be specified for non-apply patch"));
+        return Err(ApiError::invalid(
+            "PatchOptions",
+            "meta.k8s.io",
+            "",
+            "force",
+            "FieldValueForbidden",
+            "Forbidden: may not be specified for non-apply patch",
+        ));
     }
     if ptype == PatchType::Apply {
         return apply_patch(app, res, ns, name, sub, patch, opts, now);
@@ -387,7 +474,11 @@ pub fn patch(
         PatchType::Merge => sem::merge_patch(&base, &patch),
         PatchType::Json => sem::json_patch(&base, &patch)?,
         PatchType::Strategic => {
-            let (api_version, kind) = if sub == Some("scale") { ("autoscaling/v1".to_owned(), "Scale") } else { (res.api_version(), res.kind) };
+            let (api_version, kind) = if sub == Some("scale") {
+                ("autoscaling/v1".to_owned(), "Scale")
+            } else {
+                (res.api_version(), res.kind)
+            };
             sem::strategic_merge_patch(&api_version, kind, &base, &patch)?
         }
         PatchType::Apply => base,
@@ -411,7 +502,9 @@ pub fn patch(
     patched["apiVersion"] = json!(res.api_version());
     patched["kind"] = json!(res.kind);
     let scale_sub = if sub == Some("scale") { None } else { sub };
-    let out = finish_update(app, &mut st, res, key, &old, patched, scale_sub, opts, false, now)?;
+    let out = finish_update(
+        app, &mut st, res, key, &old, patched, scale_sub, opts, false, now,
+    )?;
     Ok((out, false))
 }
 
@@ -427,19 +520,32 @@ fn apply_patch(
     now: Timestamp,
 ) -> Result<(Value, bool), ApiError> {
     let Some(manager) = opts.manager.as_deref() else {
-        return Err(ApiError::invalid("PatchOptions", "meta.k8s.io", "", "fieldManager", "FieldValueRequired", "Required value: is required for apply patch"));
+        return Err(ApiError::invalid(
+            "PatchOptions",
+            "meta.k8s.io",
+            "",
+            "fieldManager",
+            "FieldValueRequired",
+            "Required value: is required for apply patch",
+        ));
     };
     if !applied.is_object() {
         return Err(ApiError::bad_request("apply patch must be an object"));
     }
     let api_version = res.api_version();
-    let given = applied.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let given = applied
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if given != api_version || applied.get("kind").and_then(Value::as_str) != Some(res.kind) {
         return Err(ApiError::bad_request(format!(
             "Incorrect version specified in apply patch. Specified patch version: {given}, expected: {api_version}"
         )));
     }
-    if applied.pointer("/metadata/managedFields").is_some_and(|v| !v.is_null()) {
+    if applied
+        .pointer("/metadata/managedFields")
+        .is_some_and(|v| !v.is_null())
+    {
         return Err(ApiError::bad_request("metadata.managedFields must be nil"));
     }
     let mut applied = applied;
@@ -462,12 +568,20 @@ fn apply_patch(
             Ok((obj, true))
         }
         Some(old) => {
-            if let Some(rv) = meta_str(&applied, "resourceVersion").filter(|r| !r.is_empty()) {
-                if Some(rv) != meta_str(&old, "resourceVersion") {
-                    return Err(ApiError::conflict(res.group, res.plural, name));
-                }
+            if let Some(rv) = meta_str(&applied, "resourceVersion").filter(|r| !r.is_empty())
+                && Some(rv) != meta_str(&old, "resourceVersion")
+            {
+                return Err(ApiError::conflict(res.group, res.plural, name));
             }
-            let mut merged = sem::apply(Some(&old), &applied, manager, opts.force, &api_version, sub, now)?;
+            let mut merged = sem::apply(
+                Some(&old),
+                &applied,
+                manager,
+                opts.force,
+                &api_version,
+                sub,
+                now,
+            )?;
             meta_mut(&mut merged).remove("resourceVersion");
             let out = finish_update(app, &mut st, res, key, &old, merged, sub, opts, true, now)?;
             Ok((out, false))
@@ -476,15 +590,26 @@ fn apply_patch(
 }
 
 /// Every object (any resource) that lists `uid` among its ownerReferences.
-pub fn dependents_of(st: &State, namespace: &str, uid: &str) -> Vec<(ObjKey, std::sync::Arc<Value>)> {
+pub fn dependents_of(
+    st: &State,
+    namespace: &str,
+    uid: &str,
+) -> Vec<(ObjKey, std::sync::Arc<Value>)> {
     let mut out = Vec::new();
     for res in sem::resources() {
-        let ns = if res.namespaced { Some(namespace) } else { None };
+        let ns = if res.namespaced {
+            Some(namespace)
+        } else {
+            None
+        };
         for obj in st.list(res.group, res.plural, ns) {
             let owned = obj
                 .pointer("/metadata/ownerReferences")
                 .and_then(Value::as_array)
-                .is_some_and(|refs| refs.iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(uid)));
+                .is_some_and(|refs| {
+                    refs.iter()
+                        .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
+                });
             if owned {
                 let name = meta_str(&obj, "name").unwrap_or_default();
                 out.push((key_of(res, meta_str(&obj, "namespace"), name), obj.clone()));
@@ -495,7 +620,13 @@ pub fn dependents_of(st: &State, namespace: &str, uid: &str) -> Vec<(ObjKey, std
 }
 
 /// DELETE of one object.
-pub fn delete(app: &App, res: &'static Resource, ns: Option<&str>, name: &str, opts: &DeleteOpts) -> Result<Deleted, ApiError> {
+pub fn delete(
+    app: &App,
+    res: &'static Resource,
+    ns: Option<&str>,
+    name: &str,
+    opts: &DeleteOpts,
+) -> Result<Deleted, ApiError> {
     let now = app.clock.now();
     let mut st = app.store.lock();
     delete_locked(&mut st, res, ns, name, opts, now)
@@ -514,31 +645,49 @@ pub(crate) fn delete_locked(
         return Err(ApiError::not_found(res.group, res.plural, name));
     };
     let uid = meta_str(&old, "uid").unwrap_or_default().to_owned();
-    if let Some(want) = &opts.precondition_uid {
-        if *want != uid {
-            return Err(ApiError {
-                details: Some(json!({"name": name, "group": res.group, "kind": res.plural})),
-                ..ApiError::new(409, "Conflict", format!(
+    if let Some(want) = &opts.precondition_uid
+        && *want != uid
+    {
+        return Err(ApiError {
+            details: Some(Box::new(
+                json!({"name": name, "group": res.group, "kind": res.plural}),
+            )),
+            ..ApiError::new(
+                409,
+                "Conflict",
+                format!(
                     "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {want}, UID in object meta: {uid}",
                     res.group_resource()
-                ))
-            });
-        }
+                ),
+            )
+        });
     }
     if let Some(want) = &opts.precondition_rv {
         let have = meta_str(&old, "resourceVersion").unwrap_or_default();
         if want != have {
             return Err(ApiError {
-                details: Some(json!({"name": name, "group": res.group, "kind": res.plural})),
-                ..ApiError::new(409, "Conflict", format!(
-                    "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {have}",
-                    res.group_resource()
-                ))
+                details: Some(Box::new(
+                    json!({"name": name, "group": res.group, "kind": res.plural}),
+                )),
+                ..ApiError::new(
+                    409,
+                    "Conflict",
+                    format!(
+                        "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {have}",
+                        res.group_resource()
+                    ),
+                )
             });
         }
     }
-    let already_terminating = old.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null());
-    let mut finalizers: Vec<Value> = old.pointer("/metadata/finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
+    let already_terminating = old
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null());
+    let mut finalizers: Vec<Value> = old
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if already_terminating {
         return Ok(Deleted::Pending((*old).clone()));
     }
@@ -565,7 +714,10 @@ pub(crate) fn delete_locked(
     if opts.propagation == Propagation::Orphan {
         for (dkey, dep) in dependents_of(st, &key.2, &uid) {
             let mut d = (*dep).clone();
-            if let Some(refs) = d.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+            if let Some(refs) = d
+                .pointer_mut("/metadata/ownerReferences")
+                .and_then(Value::as_array_mut)
+            {
                 refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid.as_str()));
                 if refs.is_empty() {
                     meta_mut(&mut d).remove("ownerReferences");
@@ -593,32 +745,61 @@ fn allocate_service(app: &App, st: &State, old: Option<&Value>, svc: &mut Value)
     let mut used_ips = BTreeSet::new();
     let mut used_ports = BTreeSet::new();
     let mut used_lb = BTreeSet::new();
-    let me = (meta_str(svc, "namespace").map(str::to_owned), meta_str(svc, "name").map(str::to_owned));
+    let me = (
+        meta_str(svc, "namespace").map(str::to_owned),
+        meta_str(svc, "name").map(str::to_owned),
+    );
     for s in &services {
-        if (meta_str(s, "namespace").map(str::to_owned), meta_str(s, "name").map(str::to_owned)) == me {
+        if (
+            meta_str(s, "namespace").map(str::to_owned),
+            meta_str(s, "name").map(str::to_owned),
+        ) == me
+        {
             continue;
         }
         if let Some(ip) = s.pointer("/spec/clusterIP").and_then(Value::as_str) {
             used_ips.insert(ip.to_owned());
         }
-        for p in s.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+        for p in s
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(np) = p.get("nodePort").and_then(Value::as_u64) {
                 used_ports.insert(np);
             }
         }
-        for ing in s.pointer("/status/loadBalancer/ingress").and_then(Value::as_array).into_iter().flatten() {
+        for ing in s
+            .pointer("/status/loadBalancer/ingress")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(ip) = ing.get("ip").and_then(Value::as_str) {
                 used_lb.insert(ip.to_owned());
             }
         }
     }
-    let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) else { return };
-    let ty = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP").to_owned();
+    let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let ty = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_owned();
     if ty == "ExternalName" {
         return;
     }
-    let old_ip = old.and_then(|o| o.pointer("/spec/clusterIP")).and_then(Value::as_str).map(str::to_owned);
-    let has_ip = spec.get("clusterIP").and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+    let old_ip = old
+        .and_then(|o| o.pointer("/spec/clusterIP"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let has_ip = spec
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty());
     if !has_ip {
         let ip = old_ip.unwrap_or_else(|| {
             let base = u32::from(Ipv4Addr::new(10, 96, 0, 10));
@@ -633,7 +814,11 @@ fn allocate_service(app: &App, st: &State, old: Option<&Value>, svc: &mut Value)
         spec.insert("clusterIPs".into(), json!([ip]));
     }
     let needs_node_ports = ty == "NodePort" || ty == "LoadBalancer";
-    let old_ports: Vec<Value> = old.and_then(|o| o.pointer("/spec/ports")).and_then(Value::as_array).cloned().unwrap_or_default();
+    let old_ports: Vec<Value> = old
+        .and_then(|o| o.pointer("/spec/ports"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for p in ports.iter_mut() {
             if !needs_node_ports {
@@ -642,7 +827,10 @@ fn allocate_service(app: &App, st: &State, old: Option<&Value>, svc: &mut Value)
                 }
                 continue;
             }
-            if p.get("nodePort").and_then(Value::as_u64).is_some_and(|n| n > 0) {
+            if p.get("nodePort")
+                .and_then(Value::as_u64)
+                .is_some_and(|n| n > 0)
+            {
                 continue;
             }
             let reuse = old_ports
@@ -650,15 +838,26 @@ fn allocate_service(app: &App, st: &State, old: Option<&Value>, svc: &mut Value)
                 .find(|o| o.get("port") == p.get("port"))
                 .and_then(|o| o.get("nodePort"))
                 .and_then(Value::as_u64);
-            let np = reuse.unwrap_or_else(|| (30000..=32767).find(|n| !used_ports.contains(n)).unwrap_or(30000));
+            let np = reuse.unwrap_or_else(|| {
+                (30000..=32767)
+                    .find(|n| !used_ports.contains(n))
+                    .unwrap_or(30000)
+            });
             used_ports.insert(np);
             p["nodePort"] = json!(np);
         }
     }
     if ty == "LoadBalancer" {
-        let has = svc.pointer("/status/loadBalancer/ingress").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        let has = svc
+            .pointer("/status/loadBalancer/ingress")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
         if !has {
-            let free = app.lb_pool.iter().map(ToString::to_string).find(|ip| !used_lb.contains(ip));
+            let free = app
+                .lb_pool
+                .iter()
+                .map(ToString::to_string)
+                .find(|ip| !used_lb.contains(ip));
             svc["status"] = match free {
                 Some(ip) => json!({"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}),
                 None => json!({"loadBalancer": {}}),
@@ -685,8 +884,14 @@ mod tests {
 
     #[test]
     fn patch_types() {
-        assert_eq!(PatchType::from_content_type("application/apply-patch+yaml"), Some(PatchType::Apply));
-        assert_eq!(PatchType::from_content_type("application/merge-patch+json; charset=utf-8"), Some(PatchType::Merge));
+        assert_eq!(
+            PatchType::from_content_type("application/apply-patch+yaml"),
+            Some(PatchType::Apply)
+        );
+        assert_eq!(
+            PatchType::from_content_type("application/merge-patch+json; charset=utf-8"),
+            Some(PatchType::Merge)
+        );
         assert_eq!(PatchType::from_content_type("text/plain"), None);
     }
 }

@@ -8,7 +8,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 pub async fn cluster() -> kubesim::Cluster {
-    kubesim::Cluster::start(kubesim::Config::default()).await.unwrap()
+    kubesim::Cluster::start(kubesim::Config::default())
+        .await
+        .unwrap()
 }
 
 #[derive(Debug)]
@@ -20,16 +22,30 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
-fn request_bytes(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8], close: bool) -> Vec<u8> {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n", body.len());
+fn request_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    close: bool,
+) -> Vec<u8> {
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -61,7 +77,9 @@ async fn read_head<R: AsyncBufReadExt + Unpin>(r: &mut R) -> (u16, Vec<(String, 
 }
 
 fn is_chunked(headers: &[(String, String)]) -> bool {
-    headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
+    headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
 }
 
 async fn read_chunk<R: AsyncBufReadExt + Unpin>(r: &mut R) -> Option<Vec<u8>> {
@@ -77,9 +95,17 @@ async fn read_chunk<R: AsyncBufReadExt + Unpin>(r: &mut R) -> Option<Vec<u8>> {
 }
 
 /// One request on a fresh connection.
-pub async fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(&request_bytes(addr, method, path, headers, body, true)).await.unwrap();
+    s.write_all(&request_bytes(addr, method, path, headers, body, true))
+        .await
+        .unwrap();
     let mut r = BufReader::new(s);
     let (status, headers) = read_head(&mut r).await;
     let mut body = Vec::new();
@@ -90,15 +116,32 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, 
     } else {
         r.read_to_end(&mut body).await.unwrap();
     }
-    Resp { status, headers, body }
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 pub async fn get(addr: SocketAddr, path: &str) -> Resp {
     http(addr, "GET", path, &[], b"").await
 }
 
-pub async fn send_json(addr: SocketAddr, method: &str, path: &str, content_type: &str, body: &Value) -> Resp {
-    http(addr, method, path, &[("Content-Type", content_type)], &serde_json::to_vec(body).unwrap()).await
+pub async fn send_json(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &Value,
+) -> Resp {
+    http(
+        addr,
+        method,
+        path,
+        &[("Content-Type", content_type)],
+        &serde_json::to_vec(body).unwrap(),
+    )
+    .await
 }
 
 pub async fn apply(addr: SocketAddr, path: &str, manager: &str, body: &Value) -> Resp {
@@ -116,10 +159,16 @@ pub struct Watch {
 impl Watch {
     pub async fn open(addr: SocketAddr, path: &str) -> Watch {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(&request_bytes(addr, "GET", path, &[], b"", true)).await.unwrap();
+        s.write_all(&request_bytes(addr, "GET", path, &[], b"", true))
+            .await
+            .unwrap();
         let mut reader = BufReader::new(s);
         let (status, _) = read_head(&mut reader).await;
-        Watch { reader, pending: Vec::new(), status }
+        Watch {
+            reader,
+            pending: Vec::new(),
+            status,
+        }
     }
 
     /// The next event, or `None` when the server closed the stream.
@@ -129,7 +178,9 @@ impl Watch {
                 let line: Vec<u8> = self.pending.drain(..=pos).collect();
                 return Some(serde_json::from_slice(&line).unwrap());
             }
-            let chunk = tokio::time::timeout(Duration::from_secs(10), read_chunk(&mut self.reader)).await.expect("watch event within 10s")?;
+            let chunk = tokio::time::timeout(Duration::from_secs(10), read_chunk(&mut self.reader))
+                .await
+                .expect("watch event within 10s")?;
             self.pending.extend(chunk);
         }
     }
