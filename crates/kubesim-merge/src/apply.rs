@@ -2251,6 +2251,102 @@ mod tests {
         }
     }
 
+    /// Every path owned in `set` exists in `v`.
+    fn owned_paths_exist(
+        schema: &Schema,
+        path: &mut Vec<String>,
+        set: &FieldSet,
+        v: &Value,
+    ) -> bool {
+        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        let children = Children::of(schema, &p, Some(v));
+        set.children.iter().all(|(k, c)| {
+            let Some(child) = children.get(k) else {
+                return false;
+            };
+            let field = k.strip_prefix("f:");
+            if let Some(f) = field {
+                path.push(f.to_owned());
+            }
+            let ok = owned_paths_exist(schema, path, c, child);
+            if field.is_some() {
+                path.pop();
+            }
+            ok
+        })
+    }
+
+    #[test]
+    fn random_multi_manager_sequences_keep_invariants() {
+        let schema = Schema::for_kind("apps/v1", "Deployment");
+        let mut g = Gen(11);
+        let mut conflicts = 0;
+        for _ in 0..40 {
+            let mut live = apply(None, &g.config(), &req("kubectl", false, T1)).unwrap();
+            for step in 0..10 {
+                let before = live.clone();
+                let (manager, cfg) = match g.next(4) {
+                    0 => ("kubectl", Some(g.config())),
+                    1 => {
+                        // A partial applier: some labels and maybe the replica count.
+                        let mut c = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                            "metadata": {"name": "web", "namespace": "default",
+                                         "labels": {"b": format!("v{}", g.next(2))}}});
+                        if g.next(2) == 0 {
+                            c["spec"] = json!({"replicas": g.next(3)});
+                        }
+                        ("other", Some(c))
+                    }
+                    _ => ("ctl", None),
+                };
+                let result = match cfg {
+                    Some(cfg) => {
+                        let force = g.next(3) == 0;
+                        match apply(Some(&live), &cfg, &req(manager, force, T2)) {
+                            Ok(out) => {
+                                let cfg_set =
+                                    config_root(&schema, Scope::Main, cfg.as_object().unwrap())
+                                        .unwrap();
+                                let e = entry(&out, manager, "Apply").unwrap();
+                                assert!(eq_v1(&cfg_set, &e["fieldsV1"]), "step {step}");
+                                let again =
+                                    apply(Some(&out), &cfg, &req(manager, false, T3)).unwrap();
+                                assert_eq!(again, out, "step {step}: re-apply not a no-op");
+                                Some(out)
+                            }
+                            Err(ApplyError::Conflict { .. }) => {
+                                assert!(!force);
+                                conflicts += 1;
+                                None
+                            }
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    None => {
+                        let mut new = live.clone();
+                        new["spec"]["replicas"] = json!(g.next(4));
+                        if g.next(2) == 0 {
+                            new["metadata"]["labels"]["c"] = json!("ctl");
+                        }
+                        Some(record_update(Some(&live), &new, "ctl", "apps/v1", None, T2))
+                    }
+                };
+                if let Some(out) = result {
+                    live = out;
+                }
+                for e in entries_of(&live) {
+                    let set = FieldSet::from_fields_v1(&e["fieldsV1"]);
+                    assert!(
+                        owned_paths_exist(&schema, &mut Vec::new(), &set, &live),
+                        "step {step}: {} owns a missing path\nbefore: {before}\nafter: {live}",
+                        e["manager"]
+                    );
+                }
+            }
+        }
+        assert!(conflicts > 0, "the sequences should exercise conflicts");
+    }
+
     #[test]
     fn typical_deployment_apply_is_fast() {
         let mut body = web("nginx:1.25", 3);
