@@ -84,6 +84,10 @@ fn is_system_manager(manager: &str) -> bool {
 
 /// Who made the object's most recent non-status write, if that was neither kubesync nor a
 /// built-in controller. `None` also when it cannot be told (no managedFields).
+///
+/// managedFields times have one-second resolution: when someone else wrote in the same
+/// second as kubesync, it counts as drift. The worst case is one extra (idempotent,
+/// rate-limited) re-apply; the opposite choice would miss an edit made right after a sync.
 pub fn drift_manager(fields: &[ManagedFieldsEntry]) -> Option<String> {
     let writes: Vec<&ManagedFieldsEntry> = fields
         .iter()
@@ -94,13 +98,11 @@ pub fn drift_manager(fields: &[ManagedFieldsEntry]) -> Option<String> {
         .iter()
         .filter(|f| f.time.as_ref() == Some(latest))
         .collect();
-    if at_latest
+    at_latest
         .iter()
-        .any(|f| f.manager.as_deref().is_none_or(is_system_manager))
-    {
-        return None;
-    }
-    at_latest.first().and_then(|f| f.manager.clone())
+        .filter_map(|f| f.manager.as_deref())
+        .find(|m| !is_system_manager(m))
+        .map(str::to_owned)
 }
 
 fn reference(ar: &ApiResource, obj: &DynamicObject) -> ObjectReference {
@@ -233,6 +235,12 @@ mod tests {
     }
 
     #[test]
+    fn an_edit_in_the_same_second_as_our_apply_is_drift() {
+        let f = [entry("kubesync", 5, None), entry("kubectl", 5, None)];
+        assert_eq!(drift_manager(&f).as_deref(), Some("kubectl"));
+    }
+
+    #[test]
     fn a_later_edit_by_someone_else_is_drift() {
         let f = [entry("kubesync", 0, None), entry("kubectl-edit", 5, None)];
         assert_eq!(drift_manager(&f).as_deref(), Some("kubectl-edit"));
@@ -259,11 +267,7 @@ mod tests {
             ]),
             None
         );
-        // Same second as our apply: give the benefit of the doubt.
-        assert_eq!(
-            drift_manager(&[entry("kubesync", 5, None), entry("kubectl", 5, None)]),
-            None
-        );
+        assert_eq!(drift_manager(&[]), None);
         assert_eq!(drift_manager(&[]), None);
     }
 }
