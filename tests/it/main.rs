@@ -5,3 +5,4 @@ mod source;
 mod support;
 mod sync;
 mod diff;
+mod agent;
