@@ -5,4 +5,6 @@ mod source;
 mod support;
 mod sync;
 mod diff;
+mod history;
+mod rollouts;
 mod agent;
