@@ -53,6 +53,8 @@ pub struct RawConfig {
     pub git_timeout: Option<String>,
     /// Where clones of remote repositories are cached.
     pub cache_dir: Option<PathBuf>,
+    /// Namespace of the `kubesync-inventory-<source>` ConfigMaps; default: the agent's own.
+    pub inventory_namespace: Option<String>,
     #[serde(default)]
     pub sources: Vec<RawSource>,
 }
@@ -153,6 +155,8 @@ pub struct AgentConfig {
     pub git_timeout: Duration,
     /// Where the sync engine caches clones of remote repositories (one folder per source).
     pub cache_dir: PathBuf,
+    /// Namespace of the `kubesync-inventory-<source>` ConfigMaps.
+    pub inventory_namespace: String,
     pub sources: Vec<SourceConfig>,
 }
 
@@ -323,6 +327,11 @@ impl RawConfig {
             ));
         }
 
+        let inventory_namespace = self
+            .inventory_namespace
+            .unwrap_or_else(|| defaults.namespace.clone());
+        dns_name("inventoryNamespace", &inventory_namespace, 63)?;
+
         if self.sources.is_empty() {
             return Err(invalid("sources", "at least one source is required"));
         }
@@ -351,6 +360,7 @@ impl RawConfig {
             cache_dir: self
                 .cache_dir
                 .unwrap_or_else(|| PathBuf::from(".kubesync/cache")),
+            inventory_namespace,
             sources,
         })
     }
@@ -603,6 +613,7 @@ sources:
         assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
         assert!(c.election.enabled);
         assert_eq!(c.election.namespace, "kubesync");
+        assert_eq!(c.inventory_namespace, "kubesync");
         assert_eq!(c.election.lease_duration, Duration::from_secs(15));
         assert_eq!(c.election.renew_interval, Duration::from_secs(5));
         let s = &c.sources[0];

@@ -57,6 +57,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $cfg := deepCopy (default dict .Values.config) }}
 {{- $_ := set $cfg "listen" (printf "0.0.0.0:%v" .Values.service.port) }}
 {{- $_ := set $cfg "cacheDir" "/var/cache/kubesync" }}
+{{- $_ := set $cfg "inventoryNamespace" .Release.Namespace }}
 {{- $le := deepCopy (default dict $cfg.leaderElection) }}
 {{- $_ := set $le "enabled" true }}
 {{- $_ := set $le "leaseName" (include "kubesync.fullname" .) }}
