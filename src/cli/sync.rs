@@ -164,9 +164,12 @@ async fn load_commit(args: &SourceArgs) -> anyhow::Result<(Commit, Vec<manifest:
 }
 
 async fn prepare(cluster_args: &ClusterArgs, args: &SourceArgs) -> anyhow::Result<Prepared> {
-    let deadline = Instant::now() + args.timeout;
+    let started = Instant::now();
+    let deadline = started + args.timeout;
+    let ms = || started.elapsed().as_millis() as u64;
     // Validate the commit before touching the cluster at all.
     let (commit, objects) = load_commit(args).await?;
+    tracing::debug!(elapsed_ms = ms(), objects = objects.len(), "commit loaded");
     let env = cluster::Environment::from_process(
         cluster_args.kubeconfig.clone(),
         Some(cluster_args.state.clone()),
@@ -174,6 +177,7 @@ async fn prepare(cluster_args: &ClusterArgs, args: &SourceArgs) -> anyhow::Resul
     let conn = cluster::connect(&env, cluster_args.context.as_deref()).await?;
     let client = &conn.client;
     let kinds = apply::Kinds::discover(client, deadline).await?;
+    tracing::debug!(elapsed_ms = ms(), "discovery done");
     let targets = apply::resolve(objects, &kinds, &args.namespace)?;
     apply::check_namespaces(client, &targets, deadline).await?;
     let inventory = apply::read_inventory(
@@ -189,6 +193,11 @@ async fn prepare(cluster_args: &ClusterArgs, args: &SourceArgs) -> anyhow::Resul
         .unwrap_or_default();
     let to_list = apply::kinds_to_list(&targets, &extra, &kinds);
     let live = apply::list_managed(client, &to_list, &args.source_name, deadline).await?;
+    tracing::debug!(
+        elapsed_ms = ms(),
+        live = live.len(),
+        "managed objects listed"
+    );
     let desired: BTreeSet<ObjectId> = targets.iter().map(|t| t.object.id.clone()).collect();
     let managed_ids: BTreeSet<ObjectId> = live.keys().cloned().collect();
     let orphans = apply::prune::select(&desired, &managed_ids)
@@ -200,6 +209,7 @@ async fn prepare(cluster_args: &ClusterArgs, args: &SourceArgs) -> anyhow::Resul
         .collect();
     let managed = live.len();
     let planned = apply::plan(targets, &live);
+    tracing::debug!(elapsed_ms = ms(), "planned");
     Ok(Prepared {
         conn,
         commit,

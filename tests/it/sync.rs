@@ -493,3 +493,61 @@ async fn failed_rollout_exits_1() {
         .await
         .ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_kubeconfig_uses_the_embedded_cluster_and_keeps_its_state() {
+    let repo = Repo::new();
+    let repo_path = path_str(repo.path());
+    repo.commit("apps/cfg.yaml", &config_map("cfg", &[("a", "1")]));
+    let work = tempfile::tempdir().unwrap();
+    let run = |extra: &'static [&'static str]| {
+        let mut cmd = std::process::Command::new(kubesync_bin());
+        cmd.args(["sync", "--repo", &repo_path, "--path", "apps", "-o", "json"])
+            .args(extra)
+            .env_remove("KUBECONFIG")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("HOME", work.path())
+            // `kubesync=info`, not `info`: cli/mod.rs adds `kube=warn`, and EnvFilter targets
+            // match by prefix, so that directive also silences `kubesync` (reported).
+            .env("KUBESYNC_LOG", "kubesync=info")
+            .current_dir(work.path());
+        cmd
+    };
+    let mut first = run(&[]);
+    let out = tokio::task::spawn_blocking(move || first.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("embedded local cluster"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(action_of(&json(&out), "ConfigMap", "cfg"), "create");
+    assert!(work.path().join(".kubesync/cluster").exists());
+    let mut second = run(&[]);
+    let out = tokio::task::spawn_blocking(move || second.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        action_of(&json(&out), "ConfigMap", "cfg"),
+        "unchanged",
+        "{}",
+        show(&out)
+    );
+
+    // A kubeconfig that exists but is broken is an error, not a fallback.
+    std::fs::create_dir_all(work.path().join(".kube")).unwrap();
+    std::fs::write(work.path().join(".kube/config"), "not: [a kubeconfig").unwrap();
+    let mut third = run(&[]);
+    let out = tokio::task::spawn_blocking(move || third.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("embedded local cluster"),
+        "{}",
+        show(&out)
+    );
+}
