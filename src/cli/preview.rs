@@ -207,7 +207,7 @@ pub fn compute(repo: &Repo, options: &Options) -> anyhow::Result<Preview> {
                     0,
                     format!(
                         "template equals the one at {} (a revert)",
-                        &sha[..7.min(sha.len())]
+                        sha.get(..7).unwrap_or(sha)
                     ),
                 );
             }

@@ -3,7 +3,7 @@
 //! text for terminals.
 //!
 //! Pure formatting; must not change what the preview says.
-use crate::plan::{Action, Change, Preview, Rollout};
+use crate::plan::{Action, Cause, Change, Preview, Rollout};
 use serde_json::{Value, json};
 use std::fmt::Write;
 
@@ -78,11 +78,29 @@ fn short(sha: &str) -> &str {
     sha.get(..7).unwrap_or(sha)
 }
 
-/// One line about a rollout: `rollout (template), RollingUpdate: up to 5 pods, at least 3 available`.
+/// One line about a rollout: `rollout (template: container web: image a → b),
+/// RollingUpdate: up to 5 pods, at least 3 available`.
 fn rollout_line(r: &Rollout) -> String {
     let why = match (&r.revert_of, r.cause) {
         (Some(sha), _) => format!("rollback to the template of {}", short(sha)),
-        (None, cause) => format!("rollout ({})", cause.as_str()),
+        (None, Cause::Config) => format!("rollout (config: {} changed)", r.configs.join(", ")),
+        (None, cause) => {
+            // The first detail is the most telling one; the rest are in the details.
+            let changed: Vec<&String> = r
+                .details
+                .iter()
+                .filter(|d| !d.starts_with("Recreate:"))
+                .collect();
+            match changed.split_first() {
+                Some((first, [])) => format!("rollout ({}: {first})", cause.as_str()),
+                Some((first, rest)) => format!(
+                    "rollout ({}: {first}, +{} more)",
+                    cause.as_str(),
+                    rest.len()
+                ),
+                None => format!("rollout ({})", cause.as_str()),
+            }
+        }
     };
     if r.strategy == "Recreate" {
         format!(
@@ -253,7 +271,6 @@ pub fn markdown(preview: &Preview, limit: usize) -> String {
 mod tests {
     use super::*;
     use crate::manifest::ObjectId;
-    use crate::plan::Cause;
     use crate::source::Commit;
 
     fn commit(c: char) -> Commit {

@@ -147,7 +147,7 @@ fn alias_bombs_and_deep_nesting_are_refused_quickly() {
         let prev = format!("*l{}", level - 1);
         bomb.push_str(&format!(
             "l{level}: &l{level} [{}]\n",
-            vec![prev.as_str(); 9].join(", ")
+            [prev.as_str(); 9].join(", ")
         ));
     }
     let started = std::time::Instant::now();
@@ -220,4 +220,71 @@ fn cluster_scoped_kinds_have_no_namespace() {
     let ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n";
     let objects = load(&[("ns.yaml", ns)]).unwrap();
     assert_eq!(objects[0].id.namespace, None);
+}
+
+#[test]
+fn examples_repo_loads_and_hashes_its_configs() {
+    use kubesync::source::{Commit, File, Snapshot};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-repo");
+    let mut files = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                let rel = path.strip_prefix(&root).unwrap().display().to_string();
+                files.push(File {
+                    path: rel,
+                    bytes: std::fs::read(&path).unwrap(),
+                });
+            }
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let commit = Commit {
+        sha: "0".repeat(40),
+        subject: "examples".into(),
+        time: 0,
+    };
+    let snapshot = Snapshot {
+        commit: commit.clone(),
+        files,
+    };
+    let mut objects = manifest::load(&snapshot, &LoadOptions::default()).unwrap();
+    let mut ids: Vec<_> = objects.iter().map(|o| o.id.to_string()).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "ConfigMap default/echo-config",
+            "ConfigMap default/web-content",
+            "Deployment default/counter",
+            "Deployment default/echo-deploy",
+            "Deployment default/kubia",
+            "Deployment default/redis",
+            "Deployment default/web-deploy",
+            "Service default/counter-lb",
+            "Service default/counter-np",
+            "Service default/kubia",
+            "Service default/redis",
+            "Service default/web",
+        ]
+    );
+    let ctx = kubesync::transform::Context {
+        source: "default".into(),
+        commit,
+    };
+    kubesync::transform::apply(&mut objects, &ctx);
+    let hashed: Vec<_> = objects
+        .iter()
+        .filter(|o| {
+            o.body
+                .pointer("/spec/template/metadata/annotations/kubesync.io~1config-hash")
+                .is_some()
+        })
+        .map(|o| o.id.name.as_str())
+        .collect();
+    assert_eq!(hashed, ["echo-deploy", "web-deploy"]);
 }
