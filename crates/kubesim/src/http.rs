@@ -278,14 +278,17 @@ fn manager_of(q: &Query, headers: &HeaderMap) -> Option<String> {
     })
 }
 
-fn delete_opts(q: &Query, body: &[u8]) -> Result<DeleteOpts, ApiError> {
+/// DeleteOptions from the query and a JSON body. Bodies in other encodings (client-go's
+/// protobuf, e.g. from `kubectl drain`) are ignored: the defaults apply.
+fn delete_opts(q: &Query, body: &[u8], content_type: &str) -> Result<DeleteOpts, ApiError> {
     let mut opts = DeleteOpts {
         dry_run: q.dry_run(),
         ..DeleteOpts::default()
     };
     let mut policy = q.get("propagationPolicy").map(str::to_owned);
     let mut orphan = q.get("orphanDependents").map(|v| v == "true");
-    if !body.iter().all(u8::is_ascii_whitespace) {
+    let json_body = content_type.is_empty() || content_type.contains("json");
+    if json_body && !body.iter().all(u8::is_ascii_whitespace) {
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("decoding DeleteOptions: {e}")))?;
         if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
@@ -459,7 +462,7 @@ async fn serve_object(
             ))
         }
         (Method::DELETE, Some(name)) => {
-            let dopts = delete_opts(q, &body)?;
+            let dopts = delete_opts(q, &body, header_str(headers, header::CONTENT_TYPE))?;
             match write::delete(app, res, ns, name, &dopts)? {
                 Deleted::Pending(obj) => Ok(json_response(StatusCode::OK, &obj)),
                 Deleted::Gone(obj) if res.group.is_empty() && res.kind == "Pod" => {
@@ -479,7 +482,7 @@ async fn serve_object(
         }
         (Method::DELETE, None) => {
             let (labels, fields) = parse_selectors(res, q)?;
-            let dopts = delete_opts(q, &body)?;
+            let dopts = delete_opts(q, &body, header_str(headers, header::CONTENT_TYPE))?;
             let (objs, _) = app.store.list(
                 res.group,
                 res.plural,

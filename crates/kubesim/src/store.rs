@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -38,6 +38,33 @@ pub struct Event {
     pub object: Arc<Value>,
     /// The state before (for selector transitions in filtered watches).
     pub prev: Option<Arc<Value>>,
+    /// `object` serialized once, shared by every watcher that sends it.
+    encoded: OnceLock<Vec<u8>>,
+}
+
+impl Event {
+    pub fn new(
+        rv: u64,
+        kind: EventType,
+        key: ObjKey,
+        object: Arc<Value>,
+        prev: Option<Arc<Value>>,
+    ) -> Event {
+        Event {
+            rv,
+            kind,
+            key,
+            object,
+            prev,
+            encoded: OnceLock::new(),
+        }
+    }
+
+    /// The object as JSON bytes.
+    pub fn object_json(&self) -> &[u8] {
+        self.encoded
+            .get_or_init(|| serde_json::to_vec(&*self.object).unwrap_or_default())
+    }
 }
 
 pub(crate) struct State {
@@ -199,13 +226,7 @@ impl State {
         } else {
             EventType::Added
         };
-        self.record(Event {
-            rv,
-            kind,
-            key,
-            object: obj.clone(),
-            prev,
-        });
+        self.record(Event::new(rv, kind, key, obj.clone(), prev));
         obj
     }
 
@@ -217,13 +238,13 @@ impl State {
         let mut last = (*prev).clone();
         set_rv(&mut last, rv);
         let last = Arc::new(last);
-        self.record(Event {
+        self.record(Event::new(
             rv,
-            kind: EventType::Deleted,
-            key: key.clone(),
-            object: last.clone(),
-            prev: Some(prev),
-        });
+            EventType::Deleted,
+            key.clone(),
+            last.clone(),
+            Some(prev),
+        ));
         Some(last)
     }
 

@@ -45,19 +45,19 @@ impl Filter {
     }
 
     /// The event this watcher sees for a store event, if any.
-    fn translate(&self, e: &Event) -> Option<(&'static str, Arc<Value>)> {
+    fn translate(&self, e: &Event) -> Option<&'static str> {
         if e.key.0 != self.group || e.key.1 != self.plural {
             return None;
         }
         let now = self.matches(&e.object);
         let before = e.prev.as_ref().is_some_and(|p| self.matches(p));
         match e.kind {
-            EventType::Added => now.then(|| ("ADDED", e.object.clone())),
-            EventType::Deleted => (before || now).then(|| ("DELETED", e.object.clone())),
+            EventType::Added => now.then_some("ADDED"),
+            EventType::Deleted => (before || now).then_some("DELETED"),
             EventType::Modified => match (before, now) {
-                (true, true) => Some(("MODIFIED", e.object.clone())),
-                (false, true) => Some(("ADDED", e.object.clone())),
-                (true, false) => Some(("DELETED", e.object.clone())),
+                (true, true) => Some("MODIFIED"),
+                (false, true) => Some("ADDED"),
+                (true, false) => Some("DELETED"),
                 (false, false) => None,
             },
         }
@@ -67,6 +67,18 @@ impl Filter {
 fn line(kind: &str, obj: &Value) -> Bytes {
     let mut v = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap_or_default();
     v.push(b'\n');
+    Bytes::from(v)
+}
+
+/// A watch line for a store event, reusing its serialized object.
+fn event_line(kind: &str, e: &Event) -> Bytes {
+    let obj = e.object_json();
+    let mut v = Vec::with_capacity(obj.len() + 32);
+    v.extend_from_slice(b"{\"type\":\"");
+    v.extend_from_slice(kind.as_bytes());
+    v.extend_from_slice(b"\",\"object\":");
+    v.extend_from_slice(obj);
+    v.extend_from_slice(b"}\n");
     Bytes::from(v)
 }
 
@@ -145,8 +157,8 @@ pub(crate) fn respond(
             Ok((past, live)) => {
                 let mut last = rv;
                 for e in &past {
-                    if let Some((kind, obj)) = filter.translate(e) {
-                        initial.push(line(kind, &obj));
+                    if let Some(kind) = filter.translate(e) {
+                        initial.push(event_line(kind, e));
                     }
                     last = e.rv;
                 }
@@ -189,8 +201,8 @@ pub(crate) fn respond(
                             continue;
                         }
                         seen_rv = e.rv;
-                        if let Some((kind, obj)) = filter.translate(&e)
-                            && tx.send(line(kind, &obj)).await.is_err() {
+                        if let Some(kind) = filter.translate(&e)
+                            && tx.send(event_line(kind, &e)).await.is_err() {
                                 return;
                             }
                     }
@@ -216,13 +228,8 @@ mod tests {
     use super::*;
 
     fn ev(kind: EventType, obj: Value, prev: Option<Value>) -> Event {
-        Event {
-            rv: 1,
-            kind,
-            key: ("".into(), "pods".into(), "default".into(), "p".into()),
-            object: Arc::new(obj),
-            prev: prev.map(Arc::new),
-        }
+        let key = ("".into(), "pods".into(), "default".into(), "p".into());
+        Event::new(1, kind, key, Arc::new(obj), prev.map(Arc::new))
     }
 
     #[test]
@@ -238,21 +245,18 @@ mod tests {
         let db = json!({"metadata": {"namespace": "default", "labels": {"app": "db"}}});
         assert_eq!(
             f.translate(&ev(EventType::Modified, db.clone(), Some(web.clone())))
-                .unwrap()
-                .0,
+                .unwrap(),
             "DELETED"
         );
         assert_eq!(
             f.translate(&ev(EventType::Modified, web.clone(), Some(db.clone())))
-                .unwrap()
-                .0,
+                .unwrap(),
             "ADDED"
         );
         assert!(f.translate(&ev(EventType::Added, db, None)).is_none());
         assert_eq!(
             f.translate(&ev(EventType::Modified, web.clone(), Some(web)))
-                .unwrap()
-                .0,
+                .unwrap(),
             "MODIFIED"
         );
     }

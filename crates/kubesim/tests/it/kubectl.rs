@@ -415,3 +415,40 @@ async fn scale_restart_pause_resume_and_wait() {
     );
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cordon_and_drain_move_pods_off_a_node() {
+    let c = kubesim::Cluster::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let k = Kubectl::new(&c);
+    let f = k.file("web.yaml", &web_yaml("nginx:1.24", 3, "", None));
+    k.ok(&["apply", "--server-side", "-f", &f]).await;
+    roll_to_completion(&c, &k).await;
+    assert_eq!(
+        k.ok(&["cordon", "kubesim-worker"]).await,
+        "node/kubesim-worker cordoned\n"
+    );
+    let out = k
+        .ok(&[
+            "drain",
+            "kubesim-worker",
+            "--ignore-daemonsets",
+            "--timeout=20s",
+        ])
+        .await;
+    assert!(out.ends_with("node/kubesim-worker drained\n"), "{out}");
+    roll_to_completion(&c, &k).await;
+    let pods = k.json(&["get", "pods"]).await;
+    let nodes: Vec<&str> = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["spec"]["nodeName"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes.len(), 3);
+    assert!(!nodes.contains(&"kubesim-worker"), "{nodes:?}");
+    let node = k.json(&["get", "node", "kubesim-worker"]).await;
+    assert_eq!(node["spec"]["unschedulable"], true);
+    c.shutdown().await;
+}
