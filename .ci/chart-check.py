@@ -122,6 +122,9 @@ def check(docs: list[dict], name: str, values: dict) -> None:
 
     if not find(docs, "Service") or not find(docs, "ServiceAccount"):
         fail(f"{name}: expected a Service and a ServiceAccount")
+    hooks = [s for s in find(docs, "Service") if s["metadata"]["name"].endswith("-webhook")]
+    if len(hooks) != 1 or hooks[0]["spec"]["selector"].get("kubesync.io/leader") != "true":
+        fail(f"{name}: expected a webhook Service selecting only the leader pod")
 
     roles = find(docs, "Role")
     lease_ok = any(

@@ -68,6 +68,7 @@ pub struct RawElection {
     pub lease_duration: Option<String>,
     pub renew_interval: Option<String>,
     pub retry_interval: Option<String>,
+    pub label_pod: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -172,6 +173,9 @@ pub struct ElectionConfig {
     pub renew_interval: Duration,
     /// How often a standby looks at the lease.
     pub retry_interval: Duration,
+    /// Label this replica's pod (named `identity`, in `namespace`) `kubesync.io/leader=true`
+    /// while it leads, so a Service can send webhooks to the leader only.
+    pub label_pod: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -284,6 +288,7 @@ impl RawConfig {
             lease_duration,
             renew_interval,
             retry_interval,
+            label_pod: e.label_pod.unwrap_or(false),
         };
 
         let max_body_bytes = self.webhook.max_body_bytes.unwrap_or(1 << 20);

@@ -7,9 +7,10 @@
 //! this replica last saw the lease change (as client-go does), never by comparing another
 //! node's timestamps with ours, so clock skew between nodes does not matter.
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -140,6 +141,22 @@ fn lease_duration_seconds(d: Duration) -> i32 {
     i32::try_from(d.as_secs().max(1)).unwrap_or(i32::MAX)
 }
 
+/// The label on the leader's pod (with `leaderElection.labelPod`), for a leader-only Service.
+pub const LEADER_LABEL: &str = "kubesync.io/leader";
+
+/// Set or remove [`LEADER_LABEL`] on this replica's own pod.
+async fn label_pod(pods: &Api<Pod>, pod: &str, leader: bool) -> Result<(), kube::Error> {
+    let value = if leader {
+        serde_json::json!("true")
+    } else {
+        serde_json::Value::Null
+    };
+    let patch = serde_json::json!({ "metadata": { "labels": { LEADER_LABEL: value } } });
+    pods.patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+}
+
 /// One read–decide–write round. `Ok(true)`: we hold the lease now.
 async fn round(
     api: &Api<Lease>,
@@ -231,6 +248,9 @@ pub async fn run(
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let pods: Api<Pod> = Api::namespaced(api.clone().into_client(), &cfg.namespace);
+    // What the pod label says now (`None`: not known); re-tried every round until it matches.
+    let mut labelled: Option<bool> = None;
     let mut elector = Elector::new(identity.clone(), cfg.lease_duration);
     let mut last_renewal: Option<Instant> = None;
     let deadline = renew_deadline(cfg.lease_duration);
@@ -274,6 +294,13 @@ pub async fn run(
         };
         role.send_if_modified(|r| std::mem::replace(r, next) != next);
         metrics.set_leader(next == Role::Leader);
+        let want = next == Role::Leader;
+        if cfg.label_pod && labelled != Some(want) {
+            match label_pod(&pods, &identity, want).await {
+                Ok(()) => labelled = Some(want),
+                Err(e) => tracing::warn!(error = %e, pod = %identity, "cannot label own pod"),
+            }
+        }
         let wait = if next == Role::Leader {
             cfg.renew_interval
         } else {
@@ -287,6 +314,12 @@ pub async fn run(
     let was_leader = *role.borrow() == Role::Leader;
     role.send_replace(Role::Standby);
     metrics.set_leader(false);
+    if cfg.label_pod
+        && labelled != Some(false)
+        && let Err(e) = label_pod(&pods, &identity, false).await
+    {
+        tracing::warn!(error = %e, pod = %identity, "cannot remove the leader label from own pod");
+    }
     if was_leader {
         match release(&api, &cfg, &identity).await {
             Ok(()) => tracing::info!(lease = %cfg.lease_name, "released the lease"),

@@ -533,3 +533,75 @@ async fn a_new_local_commit_syncs_without_waiting_for_the_interval() {
     );
     a.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_leaders_lease_is_taken_over_after_it_expires() {
+    let (_cluster, client) = cluster().await;
+    // A leader that crashed: it holds the Lease and never renews it.
+    let api: Api<Lease> = Api::namespaced(client.clone(), "default");
+    let ghost: Lease = serde_json::from_value(serde_json::json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "kubesync-test", "namespace": "default"},
+        "spec": {"holderIdentity": "crashed", "leaseDurationSeconds": 2,
+                 "renewTime": "2026-01-01T00:00:00.000000Z"},
+    }))
+    .unwrap();
+    api.create(&Default::default(), &ghost).await.unwrap();
+
+    let mut o = options("replica-b");
+    o.yaml_extra = election_yaml();
+    let started = tokio::time::Instant::now();
+    let mut b = start(&client, o).await;
+    let addr = b.addr;
+    eventually("standby first", || async move {
+        status(addr).await["role"] == "standby"
+    })
+    .await;
+    // Not before a whole lease duration of silence, however old renewTime looks.
+    assert_eq!(b.next_sync().await.1, sha('a'));
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2),
+        "took over after only {took:?}"
+    );
+    assert_eq!(holder(&client).await.as_deref(), Some("replica-b"));
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_labels_its_own_pod_for_the_webhook_service() {
+    use k8s_openapi::api::core::v1::Pod;
+    let (_cluster, client) = cluster().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "replica-a", "namespace": "default"},
+        "spec": {"containers": [{"name": "kubesync", "image": "kubesync"}]},
+    }))
+    .unwrap();
+    pods.create(&Default::default(), &pod).await.unwrap();
+    let label = |p: Pod| {
+        p.metadata
+            .labels
+            .and_then(|l| l.get("kubesync.io/leader").cloned())
+    };
+
+    let mut o = options("replica-a");
+    o.yaml_extra = election_yaml().replace(
+        "retryInterval: 100ms",
+        "retryInterval: 100ms, labelPod: true",
+    );
+    let mut a = start(&client, o).await;
+    a.next_sync().await;
+    let pods_ref = &pods;
+    eventually("leader label", || async move {
+        label(pods_ref.get("replica-a").await.unwrap()).as_deref() == Some("true")
+    })
+    .await;
+    a.shutdown().await;
+    assert_eq!(
+        label(pods.get("replica-a").await.unwrap()),
+        None,
+        "removed on shutdown"
+    );
+}

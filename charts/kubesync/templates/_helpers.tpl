@@ -62,6 +62,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $_ := set $le "enabled" true }}
 {{- $_ := set $le "leaseName" (include "kubesync.fullname" .) }}
 {{- $_ := set $le "namespace" .Release.Namespace }}
+{{- $_ := set $le "labelPod" .Values.webhookService.enabled }}
 {{- $_ := set $cfg "leaderElection" $le }}
 {{- if .Values.webhookSecret.secretName }}
 {{- $wh := deepCopy (default dict $cfg.webhook) }}
