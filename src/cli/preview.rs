@@ -6,7 +6,7 @@
 use super::Exit;
 use crate::manifest::{self, LoadOptions, Object};
 use crate::plan::{self, Cause, Preview, RevertSearch};
-use crate::source::{Commit, Credentials, Repo, RepoSpec};
+use crate::source::{Commit, Credentials, Repo, RepoSpec, Snapshot, SourceError};
 use crate::transform::{self, Context};
 use anyhow::Context as _;
 use serde_json::Value;
@@ -123,13 +123,30 @@ pub async fn run(args: Args) -> anyhow::Result<Exit> {
 
 /// Loads and transforms the objects of one commit.
 pub fn desired(repo: &Repo, commit: &Commit, options: &Options) -> anyhow::Result<Vec<Object>> {
-    let snapshot = repo.snapshot(commit, &options.path).with_context(|| {
-        format!(
-            "reading {} at {}",
-            display_path(&options.path),
-            commit.short()
-        )
-    })?;
+    desired_or_empty(repo, commit, options, false)
+}
+
+/// Like [`desired`]; with `missing_is_empty`, a `--path` that does not exist at the commit
+/// reads as no objects (a base from before the folder was added).
+fn desired_or_empty(
+    repo: &Repo,
+    commit: &Commit,
+    options: &Options,
+    missing_is_empty: bool,
+) -> anyhow::Result<Vec<Object>> {
+    let snapshot = match repo.snapshot(commit, &options.path) {
+        Err(SourceError::PathNotFound { .. }) if missing_is_empty => Snapshot {
+            commit: commit.clone(),
+            files: Vec::new(),
+        },
+        other => other.with_context(|| {
+            format!(
+                "reading {} at {}",
+                display_path(&options.path),
+                commit.short()
+            )
+        })?,
+    };
     let mut objects = manifest::load(&snapshot, &options.load)
         .with_context(|| format!("loading manifests at {}", commit.short()))?;
     transform::apply(
@@ -154,7 +171,7 @@ fn display_path(path: &str) -> String {
 pub fn compute(repo: &Repo, options: &Options) -> anyhow::Result<Preview> {
     let base = repo.resolve(&options.base).context("resolving --base")?;
     let head = repo.resolve(&options.head).context("resolving --head")?;
-    let base_objects = desired(repo, &base, options)?;
+    let base_objects = desired_or_empty(repo, &base, options, true)?;
     let head_objects = desired(repo, &head, options)?;
     let mut changes = plan::compare(&base_objects, &head_objects);
 

@@ -300,6 +300,20 @@ fn secret_values_never_appear() {
 }
 
 #[test]
+fn a_base_without_the_folder_previews_as_all_creates() {
+    let repo = Repo::new();
+    let base = repo.commit("README.md", "before the manifests");
+    let head = repo.commit("apps/web.yaml", &deployment("web", "nginx", 1));
+    let p = preview(&repo, &base, &head);
+    assert_eq!(p.changes.len(), 1);
+    assert_eq!(p.changes[0].action, Action::Create);
+    // The head must have it, though: a typo in --path is an error.
+    let src = source::Repo::open(&repo.spec()).unwrap();
+    let err = compute(&src, &options(&head, &base)).unwrap_err();
+    assert!(format!("{err:#}").contains("does not exist"), "{err:#}");
+}
+
+#[test]
 fn a_new_commit_alone_changes_nothing() {
     let repo = Repo::new();
     let base = repo.commit("apps/web.yaml", &deployment("web", "nginx", 1));
