@@ -411,6 +411,7 @@ async fn serve_object(
                     fields,
                     q,
                     drop_watch_after,
+                    wants_table(accept),
                 );
             }
             list(app, res, ns, &labels, &fields, q, accept)

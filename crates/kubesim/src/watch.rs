@@ -19,7 +19,7 @@ use crate::App;
 use crate::http::stream_body;
 use crate::query::Query;
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::sem::Resource;
+use crate::sem::{self, Resource};
 use crate::status::ApiError;
 use crate::store::{Event, EventType};
 
@@ -82,6 +82,40 @@ fn event_line(kind: &str, e: &Event) -> Bytes {
     Bytes::from(v)
 }
 
+/// Events as typed objects, or as one-row `Table`s for `kubectl get -w`.
+struct Render {
+    app: Arc<App>,
+    res: &'static Resource,
+    table: bool,
+}
+
+impl Render {
+    fn object(&self, kind: &str, obj: &Value) -> Bytes {
+        if !self.table {
+            return line(kind, obj);
+        }
+        let rv = obj
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let table = sem::table(
+            self.res,
+            std::slice::from_ref(obj),
+            rv,
+            self.app.clock.now(),
+        );
+        line(kind, &table)
+    }
+
+    fn event(&self, kind: &str, e: &Event) -> Bytes {
+        if self.table {
+            self.object(kind, &e.object)
+        } else {
+            event_line(kind, e)
+        }
+    }
+}
+
 fn bookmark(res: &Resource, rv: u64, initial_end: bool) -> Bytes {
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if initial_end {
@@ -103,6 +137,7 @@ fn chunked_json(rx: mpsc::Receiver<Bytes>) -> Response {
 }
 
 /// Starts a watch and returns its streaming response.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn respond(
     app: Arc<App>,
     res: &'static Resource,
@@ -111,7 +146,13 @@ pub(crate) fn respond(
     fields: FieldSelector,
     q: &Query,
     drop_after: Option<Duration>,
+    table: bool,
 ) -> Result<Response, ApiError> {
+    let render = Render {
+        app: app.clone(),
+        res,
+        table,
+    };
     let ns = if res.namespaced { ns } else { None };
     let filter = Filter {
         group: res.group,
@@ -145,7 +186,7 @@ pub(crate) fn respond(
         initial.extend(
             objs.iter()
                 .filter(|o| filter.matches(o))
-                .map(|o| line("ADDED", o)),
+                .map(|o| render.object("ADDED", o)),
         );
         if send_initial {
             initial.push(bookmark(res, rv, true));
@@ -158,7 +199,7 @@ pub(crate) fn respond(
                 let mut last = rv;
                 for e in &past {
                     if let Some(kind) = filter.translate(e) {
-                        initial.push(event_line(kind, e));
+                        initial.push(render.event(kind, e));
                     }
                     last = e.rv;
                 }
@@ -202,7 +243,7 @@ pub(crate) fn respond(
                         }
                         seen_rv = e.rv;
                         if let Some(kind) = filter.translate(&e)
-                            && tx.send(event_line(kind, &e)).await.is_err() {
+                            && tx.send(render.event(kind, &e)).await.is_err() {
                                 return;
                             }
                     }
