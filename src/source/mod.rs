@@ -220,8 +220,12 @@ impl Repo {
             let partial = spec
                 .cache_dir
                 .join(format!("{}.partial", cache_key(&spec.url)));
-            if partial.exists() {
-                let _ = std::fs::remove_dir_all(&partial);
+            // Leftovers of an interrupted clone, or a cache folder without a repository in
+            // it, are not worth keeping.
+            for stale in [&partial, &cache] {
+                if stale.exists() {
+                    let _ = std::fs::remove_dir_all(stale);
+                }
             }
             let mut fetch = git2::FetchOptions::new();
             fetch.remote_callbacks(auth::callbacks(&spec.url, &spec.credentials)?);

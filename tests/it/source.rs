@@ -230,3 +230,20 @@ fn local_repository_fetch_is_a_no_op() {
         SourceError::Open { .. }
     ));
 }
+
+#[test]
+fn a_broken_cache_folder_is_cloned_again() {
+    let upstream = Repo::new();
+    let sha = upstream.commit("apps/a.yaml", CM);
+    let cache = tempfile::tempdir().unwrap();
+    let spec = RepoSpec {
+        url: format!("file://{}", upstream.path_string()),
+        cache_dir: cache.path().to_path_buf(),
+        credentials: Credentials::default(),
+    };
+    let dir = cache.path().join(source::cache_key(&spec.url));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("junk"), "half a clone").unwrap();
+    let src = source::Repo::open(&spec).unwrap();
+    assert_eq!(src.resolve("main").unwrap().sha, sha);
+}
