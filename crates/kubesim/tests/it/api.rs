@@ -546,3 +546,74 @@ async fn faults_fail_requests_deterministically_and_counts_split_verbs() {
     assert_eq!(counts.writes(), 0);
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn foreground_deletion_waits_for_dependents() {
+    let c = cluster().await;
+    let a = c.addr();
+    assert_eq!(
+        apply(
+            a,
+            &format!("{DEPLOY}/fg"),
+            "kubectl",
+            &deployment("fg", "nginx", 2)
+        )
+        .await
+        .status,
+        201
+    );
+    assert!(c.settle(std::time::Duration::from_secs(10)).await);
+    let del = http(
+        a,
+        "DELETE",
+        &format!("{DEPLOY}/fg"),
+        &[("Content-Type", "application/json")],
+        br#"{"propagationPolicy":"Foreground"}"#,
+    )
+    .await;
+    assert_eq!(del.status, 200);
+    let pending = del.json();
+    assert_eq!(pending["kind"], "Deployment");
+    assert!(pending["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(
+        pending["metadata"]["finalizers"],
+        json!(["foregroundDeletion"])
+    );
+    assert!(c.settle(std::time::Duration::from_secs(10)).await);
+    assert_eq!(get(a, &format!("{DEPLOY}/fg")).await.status, 404);
+    assert_eq!(
+        get(a, "/api/v1/namespaces/default/pods").await.json()["items"],
+        json!([])
+    );
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn faults_drop_watches_and_refuse_connections() {
+    let c = cluster().await;
+    let a = c.addr();
+    c.faults().set(kubesim::FaultRule {
+        drop_watches_after: Some(std::time::Duration::from_millis(100)),
+        ..Default::default()
+    });
+    let mut w = crate::support::Watch::open(a, &format!("{CM}?watch=true")).await;
+    assert!(
+        w.next_change().await.is_none(),
+        "the stream ends without a timeoutSeconds"
+    );
+    c.faults().set(kubesim::FaultRule {
+        refuse_connections: true,
+        ..Default::default()
+    });
+    let mut s = tokio::net::TcpStream::connect(a).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = s
+        .write_all(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = Vec::new();
+    let n = s.read_to_end(&mut buf).await.unwrap_or(0);
+    assert_eq!(n, 0, "connection closed without a response");
+    c.faults().clear();
+    assert_eq!(get(a, "/version").await.status, 200);
+    c.shutdown().await;
+}
