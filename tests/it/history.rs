@@ -91,3 +91,52 @@ async fn history_maps_revisions_to_commits_through_a_revert() {
     assert!(missing.stderr.contains("not found"), "{}", missing.show());
     h.cluster.shutdown().await;
 }
+
+/// A Deployment kubesync never applied (made with kubectl) has revisions but no commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_of_a_deployment_not_applied_by_kubesync_has_no_commits() {
+    let h = Harness::start().await;
+    let file = h.dir.path().join("plain.yaml");
+    std::fs::write(&file, deployment("plain", "nginx:1.24", 1)).expect("write");
+    let file = file.display().to_string();
+    let apply = h
+        .kubectl(&["apply", "--server-side", "-f", file.as_str()])
+        .await;
+    assert_eq!(apply.code, Some(0), "{}", apply.show());
+    let set = h
+        .kubectl(&["set", "image", "deployment/plain", "plain=nginx:1.25"])
+        .await;
+    assert_eq!(set.code, Some(0), "{}", set.show());
+    let sets = h
+        .eventually("two revisions", || async {
+            let sets = h.replica_sets("plain").await;
+            (sets.iter().map(revision_of).collect::<Vec<_>>() == vec![1, 2]).then_some(sets)
+        })
+        .await;
+    let out = h.kubesync(&["history", "plain", "-o", "json"]).await;
+    assert_eq!(out.code, Some(0), "{}", out.show());
+    let summary: Vec<Value> = out
+        .json()
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| {
+            json!([
+                r["revision"],
+                r["replicaSet"],
+                r["commit"],
+                r["images"],
+                r["rollback"],
+                r["current"]
+            ])
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            json!([1, sets[0].metadata.name, null, ["nginx:1.24"], false, false]),
+            json!([2, sets[1].metadata.name, null, ["nginx:1.25"], false, true]),
+        ]
+    );
+    h.cluster.shutdown().await;
+}

@@ -557,6 +557,37 @@ async fn a_revert_says_rollback_to_revision_in_its_change_cause() {
     h.cluster.shutdown().await;
 }
 
+/// Design, "Revert → rollout undo": the report says which revision a revert returns to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs: sync's JSON rollout of a revert to carry `rollbackTo: N` (the revision returned to)"]
+async fn a_revert_reports_the_revision_it_returns_to() {
+    let h = Harness::start().await;
+    let repo = Repo::new();
+    repo.commit_files(
+        &[("apps/kubia.yaml", &kubia("luksa/kubia:v1", "", ""))],
+        "kubia v1",
+    );
+    assert_eq!(h.sync(&repo, &[]).await.code, Some(0));
+    repo.commit_files(
+        &[("apps/kubia.yaml", &kubia("luksa/kubia:v2", "", ""))],
+        "kubia v2",
+    );
+    assert_eq!(h.sync(&repo, &[]).await.code, Some(0));
+    let v3 = repo.commit_files(
+        &[("apps/kubia.yaml", &kubia("luksa/kubia:v3", "", ""))],
+        "kubia v3",
+    );
+    assert_eq!(h.sync(&repo, &[]).await.code, Some(0));
+    repo.revert(&v3);
+    let run = h.sync(&repo, &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.show());
+    let c = run.change("Deployment", "kubia");
+    assert_eq!(c["rollout"]["cause"], "revert", "{}", run.show());
+    assert_eq!(c["rollout"]["revision"], 4, "{}", run.show());
+    assert_eq!(c["rollout"]["rollbackTo"], 2, "{}", run.show());
+    h.cluster.shutdown().await;
+}
+
 /// echo: 3 replicas, maxSurge 3 and maxUnavailable 3 — the whole set is replaced in one step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_with_max_surge_three_rolls_in_one_step() {
