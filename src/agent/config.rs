@@ -84,6 +84,8 @@ pub struct RawDrift {
     pub enabled: Option<bool>,
     pub min_interval: Option<String>,
     pub kinds: Option<Vec<String>>,
+    #[serde(default)]
+    pub namespaces: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -192,6 +194,9 @@ pub struct DriftConfig {
     pub min_interval: Duration,
     /// `group/version/Kind` (core: `v1/Kind`) of the objects to watch for drift.
     pub kinds: Vec<String>,
+    /// Watch only these namespaces (needed with namespaced RBAC). Empty: a source's
+    /// `allowedNamespaces` if it has some, else all namespaces.
+    pub namespaces: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -315,10 +320,14 @@ impl RawConfig {
                 )
             })?;
         }
+        for (i, ns) in self.drift.namespaces.iter().enumerate() {
+            dns_name(&format!("drift.namespaces[{i}]"), ns, 63)?;
+        }
         let drift = DriftConfig {
             enabled: self.drift.enabled.unwrap_or(true),
             min_interval: duration("drift.minInterval", self.drift.min_interval, "10s")?,
             kinds,
+            namespaces: self.drift.namespaces,
         };
 
         let retry = RetryConfig {
@@ -578,7 +587,7 @@ mod tests {
 listen: 127.0.0.1:9090
 leaderElection: { leaseName: ks, namespace: ops, leaseDuration: 3s, renewInterval: 1s }
 webhook: { secretFile: /etc/hook/secret, maxBodyBytes: 1024 }
-drift: { minInterval: 2s, kinds: [apps/v1/Deployment] }
+drift: { minInterval: 2s, kinds: [apps/v1/Deployment], namespaces: [web] }
 retry: { initial: 1s, max: 30s }
 sources:
   - name: apps
@@ -601,6 +610,7 @@ sources:
         assert_eq!(c.election.lease_duration, Duration::from_secs(3));
         assert_eq!(c.webhook.max_body_bytes, 1024);
         assert_eq!(c.drift.kinds, vec!["apps/v1/Deployment"]);
+        assert_eq!(c.drift.namespaces, vec!["web"]);
         let s = &c.sources[0];
         assert_eq!(s.git_ref, "main");
         assert_eq!(s.interval, Duration::from_secs(30));

@@ -125,18 +125,48 @@ pub async fn run(client: kube::Client, shared: Arc<Shared>, mut stop: watch::Rec
             "app.kubernetes.io/managed-by=kubesync,kubesync.io/source={}",
             source.name
         );
+        // With namespaced RBAC a cluster-wide watch is forbidden: watch each namespace.
+        let namespaces: Vec<Option<String>> = if !shared.config.drift.namespaces.is_empty() {
+            shared
+                .config
+                .drift
+                .namespaces
+                .iter()
+                .cloned()
+                .map(Some)
+                .collect()
+        } else if !source.allowed_namespaces.is_empty() {
+            source
+                .allowed_namespaces
+                .iter()
+                .cloned()
+                .map(Some)
+                .collect()
+        } else {
+            vec![None]
+        };
         for kind in &shared.config.drift.kinds {
             let Some((g, v, k)) = parse_gvk(kind) else {
                 continue;
             };
             let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(&g, &v, &k));
-            let api: kube::Api<DynamicObject> = kube::Api::all_with(client.clone(), &ar);
-            let name = source.name.clone();
-            let kind = kind.clone();
-            let stream = watcher(api, watcher::Config::default().labels(&selector))
-                .default_backoff()
-                .map(move |ev| (name.clone(), kind.clone(), ar.clone(), ev));
-            streams.push(stream.boxed());
+            for ns in &namespaces {
+                let api: kube::Api<DynamicObject> = match ns {
+                    Some(ns) => kube::Api::namespaced_with(client.clone(), ns, &ar),
+                    None => kube::Api::all_with(client.clone(), &ar),
+                };
+                let name = source.name.clone();
+                // The key of this watch: kind, and namespace when watching one.
+                let key = match ns {
+                    Some(ns) => format!("{kind} in {ns}"),
+                    None => kind.clone(),
+                };
+                let ar = ar.clone();
+                let stream = watcher(api, watcher::Config::default().labels(&selector))
+                    .default_backoff()
+                    .map(move |ev| (name.clone(), key.clone(), ar.clone(), ev));
+                streams.push(stream.boxed());
+            }
         }
     }
     if streams.is_empty() {

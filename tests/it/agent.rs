@@ -459,7 +459,7 @@ async fn losing_the_lease_cancels_the_sync_in_flight() {
 async fn a_change_outside_git_is_corrected() {
     let (_cluster, client) = cluster().await;
     let mut o = options("solo");
-    o.yaml_extra = "leaderElection: {enabled: false}\ndrift: {minInterval: 100ms, kinds: [v1/ConfigMap]}\nsources: [{name: apps, repo: https://example.com/org/apps.git, ref: main, interval: 1h}]\n".into();
+    o.yaml_extra = "leaderElection: {enabled: false}\ndrift: {minInterval: 100ms, kinds: [v1/ConfigMap], namespaces: [default]}\nsources: [{name: apps, repo: https://example.com/org/apps.git, ref: main, interval: 1h}]\n".into();
     o.apply = true;
     let mut a = start(&client, o).await;
     a.next_sync().await;

@@ -64,6 +64,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $_ := set $le "namespace" .Release.Namespace }}
 {{- $_ := set $le "labelPod" .Values.webhookService.enabled }}
 {{- $_ := set $cfg "leaderElection" $le }}
+{{- if not .Values.rbac.clusterWide }}
+{{- $drift := deepCopy (default dict $cfg.drift) }}
+{{- $_ := set $drift "namespaces" (splitList "," (include "kubesync.namespaces" .)) }}
+{{- $_ := set $cfg "drift" $drift }}
+{{- end }}
 {{- if .Values.webhookSecret.secretName }}
 {{- $wh := deepCopy (default dict $cfg.webhook) }}
 {{- $_ := set $wh "secretFile" (printf "/var/run/secrets/kubesync/webhook-secret/%s" .Values.webhookSecret.key) }}
