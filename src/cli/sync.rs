@@ -167,17 +167,24 @@ async fn prepare(cluster_args: &ClusterArgs, args: &SourceArgs) -> anyhow::Resul
     let started = Instant::now();
     let deadline = started + args.timeout;
     let ms = || started.elapsed().as_millis() as u64;
-    // Validate the commit before touching the cluster at all.
-    let (commit, objects) = load_commit(args).await?;
-    tracing::debug!(elapsed_ms = ms(), objects = objects.len(), "commit loaded");
+    // Reading the commit (git, blocking) and the first cluster reads (connect, discovery)
+    // overlap; nothing is written before the whole commit is validated, and a broken commit
+    // is reported before any cluster error.
     let env = cluster::Environment::from_process(
         cluster_args.kubeconfig.clone(),
         Some(cluster_args.state.clone()),
     );
-    let conn = cluster::connect(&env, cluster_args.context.as_deref()).await?;
+    let cluster_side = async {
+        let conn = cluster::connect(&env, cluster_args.context.as_deref()).await?;
+        let kinds = apply::Kinds::discover(&conn.client, deadline).await?;
+        tracing::debug!(elapsed_ms = ms(), "discovery done");
+        anyhow::Ok((conn, kinds))
+    };
+    let (loaded, connected) = tokio::join!(load_commit(args), cluster_side);
+    let (commit, objects) = loaded?;
+    tracing::debug!(elapsed_ms = ms(), objects = objects.len(), "commit loaded");
+    let (conn, kinds) = connected?;
     let client = &conn.client;
-    let kinds = apply::Kinds::discover(client, deadline).await?;
-    tracing::debug!(elapsed_ms = ms(), "discovery done");
     let targets = apply::resolve(objects, &kinds, &args.namespace)?;
     apply::check_namespaces(client, &targets, deadline).await?;
     let inventory = apply::read_inventory(

@@ -551,3 +551,74 @@ async fn no_kubeconfig_uses_the_embedded_cluster_and_keeps_its_state() {
         show(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_change_and_git_revert_are_named_in_the_report() {
+    let sim = Sim::start().await;
+    let repo = Repo::new();
+    let repo_path = path_str(repo.path());
+    let web = deployment("web", "nginx:1.26", 1).replace(
+        "          image: nginx:1.26\n",
+        "          image: nginx:1.26\n          envFrom:\n            - configMapRef:\n                name: settings\n",
+    );
+    repo.commit_files(
+        &[
+            ("apps/web.yaml", &web),
+            (
+                "apps/settings.yaml",
+                &config_map("settings", &[("mode", "a")]),
+            ),
+        ],
+        "init",
+    );
+    let out = sim.kubesync(&sync_args(&repo_path, &[])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+
+    // A ConfigMap the pods read changes: a rollout with cause "config".
+    repo.commit(
+        "apps/settings.yaml",
+        &config_map("settings", &[("mode", "b")]),
+    );
+    let out = sim.kubesync(&sync_args(&repo_path, &[])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let doc = json(&out);
+    let row = doc["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "web")
+        .unwrap()
+        .clone();
+    assert_eq!(row["rollout"]["cause"], "config", "{doc}");
+    assert_eq!(row["rollout"]["revision"], 2);
+
+    // An image change, then `git revert` of it: the old ReplicaSet comes back (revision 4).
+    let bump = repo.commit("apps/web.yaml", &web.replace("nginx:1.26", "nginx:1.27"));
+    let out = sim.kubesync(&sync_args(&repo_path, &[])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let doc = json(&out);
+    let row = doc["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "web")
+        .unwrap()
+        .clone();
+    assert_eq!(row["rollout"]["cause"], "template", "{doc}");
+    assert_eq!(row["rollout"]["revision"], 3);
+    repo.revert(&bump);
+    let out = sim.kubesync(&sync_args(&repo_path, &[])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let doc = json(&out);
+    let row = doc["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "web")
+        .unwrap()
+        .clone();
+    assert_eq!(row["rollout"]["cause"], "revert", "{doc}");
+    assert_eq!(row["rollout"]["revision"], 4);
+    assert_eq!(row["rollout"]["status"], "complete");
+    sim.cluster.shutdown().await;
+}
