@@ -333,7 +333,19 @@ fn parse_selectors(res: &Resource, q: &Query) -> Result<(LabelSelector, FieldSel
     Ok((labels, fields))
 }
 
-fn body_json(body: &[u8]) -> Result<Value, ApiError> {
+/// A JSON (or YAML) request body; protobuf only for the kinds `protobuf` decodes (415
+/// otherwise).
+fn body_json(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
+    if content_type.contains("protobuf") {
+        if let Some(obj) = crate::protobuf::decode(body) {
+            return Ok(obj);
+        }
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+        ));
+    }
     serde_json::from_slice(body)
         .or_else(|_| serde_yaml::from_slice(body))
         .map_err(|e| {
@@ -417,7 +429,13 @@ async fn serve_object(
             list(app, res, ns, &labels, &fields, q, accept)
         }
         (Method::POST, None) => {
-            let obj = write::create(app, res, ns, body_json(&body)?, &opts)?;
+            let obj = write::create(
+                app,
+                res,
+                ns,
+                body_json(&body, header_str(headers, header::CONTENT_TYPE))?,
+                &opts,
+            )?;
             Ok(json_response(StatusCode::CREATED, &obj))
         }
         (Method::POST, Some(name)) if sub == Some("eviction") => {
@@ -430,7 +448,15 @@ async fn serve_object(
             Ok(json_response(StatusCode::CREATED, &status))
         }
         (Method::PUT, Some(name)) => {
-            let obj = write::update(app, res, ns, name, sub, body_json(&body)?, &opts)?;
+            let obj = write::update(
+                app,
+                res,
+                ns,
+                name,
+                sub,
+                body_json(&body, header_str(headers, header::CONTENT_TYPE))?,
+                &opts,
+            )?;
             let obj = if sub == Some("scale") {
                 sem::scale_of(res, &obj).unwrap_or(obj)
             } else {

@@ -24,6 +24,8 @@ pub mod faults;
 mod http;
 /// Crash-safe persistence of the store.
 mod persist;
+/// Protobuf request bodies of typed kubectl creates.
+mod protobuf;
 /// Query-string parsing.
 mod query;
 /// Label and field selectors.

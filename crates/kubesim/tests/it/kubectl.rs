@@ -452,3 +452,55 @@ async fn cordon_and_drain_move_pods_off_a_node() {
     assert_eq!(node["spec"]["unschedulable"], true);
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_creates_send_protobuf_bodies() {
+    let c = kubesim::Cluster::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let k = Kubectl::new(&c);
+    assert_eq!(
+        k.ok(&["create", "namespace", "team"]).await,
+        "namespace/team created\n"
+    );
+    assert_eq!(
+        k.ok(&[
+            "-n",
+            "team",
+            "create",
+            "configmap",
+            "cfg",
+            "--from-literal=a=b"
+        ])
+        .await,
+        "configmap/cfg created\n"
+    );
+    assert_eq!(
+        k.ok(&[
+            "-n",
+            "team",
+            "create",
+            "secret",
+            "generic",
+            "s",
+            "--from-literal=p=x"
+        ])
+        .await,
+        "secret/s created\n"
+    );
+    assert_eq!(
+        k.json(&["-n", "team", "get", "configmap", "cfg"]).await["data"],
+        serde_json::json!({"a": "b"})
+    );
+    assert_eq!(
+        k.json(&["-n", "team", "get", "secret", "s"]).await["data"],
+        serde_json::json!({"p": "eA=="})
+    );
+    assert_eq!(
+        k.ok(&["delete", "namespace", "team"]).await,
+        "namespace \"team\" deleted\n"
+    );
+    let gone = k.run(&["-n", "team", "get", "configmap", "cfg"]).await;
+    assert_eq!(gone.code, 1);
+    c.shutdown().await;
+}
