@@ -158,6 +158,9 @@ pub(crate) async fn run(app: Arc<App>, ready_after: Duration) {
         gc: ["".to_owned()].into(),
     };
     let mut last_resync = tokio::time::Instant::now();
+    // Passes since the driver was last idle: a controller that never converges must not
+    // starve the API server of CPU.
+    let mut busy_passes: u64 = 0;
     loop {
         loop {
             match events.try_recv() {
@@ -185,6 +188,7 @@ pub(crate) async fn run(app: Arc<App>, ready_after: Duration) {
         if dirty.is_empty() {
             let rv = app.store.resource_version();
             app.driver.tx.send_replace((rv, true));
+            busy_passes = 0;
             let wait = driver
                 .requeue
                 .values()
@@ -238,7 +242,13 @@ pub(crate) async fn run(app: Arc<App>, ready_after: Duration) {
         if gc_all || gc_namespaces.contains("") {
             driver.collect_garbage("");
         }
-        tokio::task::yield_now().await;
+        busy_passes += 1;
+        if busy_passes.is_multiple_of(256) {
+            tracing::warn!(busy_passes, "kubesim: controllers have not converged yet");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
     }
 }
 
