@@ -367,7 +367,10 @@ fn finish_update(
         }
     }
     sem::default(res, &mut new);
-    sem::prepare_update(res, old, &mut new, sub);
+    // A /scale write has already been turned into the whole object: the main resource's
+    // strategy applies, while managedFields record the subresource.
+    let strategy_sub = if sub == Some("scale") { None } else { sub };
+    sem::prepare_update(res, old, &mut new, strategy_sub);
     if res.group.is_empty() && res.kind == "Service" {
         allocate_service(app, st, Some(old), &mut new);
     }
@@ -419,7 +422,7 @@ pub fn update(
         if let Some(rv) = rv {
             meta_mut(&mut new).insert("resourceVersion".into(), json!(rv));
         }
-        return finish_update(app, &mut st, res, key, &old, new, None, opts, false, now);
+        return finish_update(app, &mut st, res, key, &old, new, sub, opts, false, now);
     }
     finish_update(app, &mut st, res, key, &old, obj, sub, opts, false, now)
 }
@@ -501,10 +504,7 @@ pub fn patch(
     }
     patched["apiVersion"] = json!(res.api_version());
     patched["kind"] = json!(res.kind);
-    let scale_sub = if sub == Some("scale") { None } else { sub };
-    let out = finish_update(
-        app, &mut st, res, key, &old, patched, scale_sub, opts, false, now,
-    )?;
+    let out = finish_update(app, &mut st, res, key, &old, patched, sub, opts, false, now)?;
     Ok((out, false))
 }
 

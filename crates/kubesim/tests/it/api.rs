@@ -305,9 +305,12 @@ async fn server_side_apply_create_update_conflict_and_validation() {
         "{}",
         String::from_utf8_lossy(&scaled.body)
     );
-    assert_eq!(
-        get(a, &format!("{DEPLOY}/web")).await.json()["spec"]["replicas"],
-        4
+    let scaled = get(a, &format!("{DEPLOY}/web")).await.json();
+    assert_eq!(scaled["spec"]["replicas"], 4);
+    let entries = scaled["metadata"]["managedFields"].as_array().unwrap();
+    assert!(
+        entries.iter().any(|e| e["subresource"] == "scale"),
+        "{entries:?}"
     );
     c.shutdown().await;
 }
