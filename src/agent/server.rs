@@ -115,13 +115,13 @@ fn accept(
     shared: &Shared,
     headers: &HeaderMap,
     body: &[u8],
-    secret: Option<&webhook::Secret>,
+    secret: Option<&webhook::SecretFile>,
     candidates: Vec<String>,
 ) -> Response {
-    let Some(secret) = secret else {
+    let Some(secret) = secret.map(webhook::SecretFile::current) else {
         return refuse(shared, Refusal::NoSecret);
     };
-    let provider = match webhook::verify(&signing_headers(headers), body, secret) {
+    let provider = match webhook::verify(&signing_headers(headers), body, &secret) {
         Ok(p) => p,
         Err(r) => return refuse(shared, r),
     };

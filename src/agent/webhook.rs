@@ -31,17 +31,53 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// Every webhook secret, read once at start: the global one and each source's own.
+/// A secret file, re-read on every use so a rotated Secret (kubelet updates the mounted
+/// file) takes effect without a restart; the last good value is kept if a read fails.
+#[derive(Debug)]
+pub struct SecretFile {
+    path: std::path::PathBuf,
+    last: std::sync::Mutex<Secret>,
+}
+
+impl SecretFile {
+    pub fn load(path: &std::path::Path) -> std::io::Result<SecretFile> {
+        Ok(SecretFile {
+            path: path.to_owned(),
+            last: std::sync::Mutex::new(Secret::read(path)?),
+        })
+    }
+
+    /// The secret as the file holds it now.
+    pub fn current(&self) -> Secret {
+        let mut last = match self.last.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match Secret::read(&self.path) {
+            Ok(secret) => {
+                *last = secret.clone();
+                secret
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot re-read webhook secret; using the last one read");
+                last.clone()
+            }
+        }
+    }
+}
+
+/// Every webhook secret: the global one and each source's own.
 #[derive(Debug, Default)]
 pub struct Secrets {
-    pub global: Option<Secret>,
-    pub by_source: std::collections::BTreeMap<String, Secret>,
+    pub global: Option<SecretFile>,
+    pub by_source: std::collections::BTreeMap<String, SecretFile>,
 }
 
 impl Secrets {
+    /// Read every secret once, so a missing file is a start-up error.
     pub fn load(config: &super::AgentConfig) -> Result<Secrets, super::AgentError> {
         let read = |path: &std::path::PathBuf| {
-            Secret::read(path).map_err(|source| super::AgentError::Secret {
+            SecretFile::load(path).map_err(|source| super::AgentError::Secret {
                 path: path.clone(),
                 source,
             })
@@ -57,7 +93,7 @@ impl Secrets {
     }
 
     /// The secret that guards `/webhook/<source>`: the source's own, else the global one.
-    pub fn for_source(&self, source: &str) -> Option<&Secret> {
+    pub fn for_source(&self, source: &str) -> Option<&SecretFile> {
         self.by_source.get(source).or(self.global.as_ref())
     }
 }
@@ -349,6 +385,26 @@ mod tests {
             verify(&Headers::default(), b"x", &secret),
             Err(Refusal::Unsigned)
         );
+    }
+
+    #[test]
+    fn a_rotated_secret_file_is_picked_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "one\n").unwrap();
+        let file = SecretFile::load(&path).unwrap();
+        let h = |s: &str| format!("sha256={}", encode_hex(&hmac_sha256(s.as_bytes(), b"x")));
+        let two = h("two");
+        let headers = Headers {
+            generic_signature: Some(&two),
+            ..Headers::default()
+        };
+        assert!(verify(&headers, b"x", &file.current()).is_err());
+        std::fs::write(&path, "two").unwrap();
+        assert!(verify(&headers, b"x", &file.current()).is_ok());
+        // A vanished file keeps the last good secret.
+        std::fs::remove_file(&path).unwrap();
+        assert!(verify(&headers, b"x", &file.current()).is_ok());
     }
 
     #[test]
