@@ -9,8 +9,9 @@
 FROM rust:1-alpine AS build
 # musl toolchain, and OpenSSL/zlib as static libraries for libgit2 (https) and libssh2 (ssh).
 RUN apk add --no-cache musl-dev openssl-dev openssl-libs-static zlib-static perl make pkgconf
+# The musl target links statically by default. (Do not set RUSTFLAGS=+crt-static here: it
+# would also apply to proc-macros, which must be dynamic libraries on the host.)
 ENV OPENSSL_STATIC=1 \
-    RUSTFLAGS="-C target-feature=+crt-static" \
     CARGO_TERM_COLOR=never
 WORKDIR /src
 COPY . .
