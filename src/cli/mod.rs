@@ -4,6 +4,9 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+#[cfg(feature = "embedded-cluster")]
+pub mod cluster;
+pub mod history;
 pub mod preview;
 pub mod sync;
 
@@ -17,7 +20,11 @@ pub enum Exit {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "kubesync", version, about = "Keeps a Kubernetes cluster equal to a git repository, and understands Deployment rollouts")]
+#[command(
+    name = "kubesync",
+    version,
+    about = "Keeps a Kubernetes cluster equal to a git repository, and understands Deployment rollouts"
+)]
 pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
@@ -43,13 +50,21 @@ pub enum Command {
     Sync(sync::SyncArgs),
     /// Show what a sync would change in the live cluster (server-side apply dry-run).
     Diff(sync::DiffArgs),
+    /// List a Deployment's revisions with their ReplicaSets, images and git commits.
+    History(history::Args),
+    /// Run the embedded kubesim cluster for kubectl and other tools.
+    #[cfg(feature = "embedded-cluster")]
+    Cluster(cluster::Args),
 }
 
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -61,6 +76,9 @@ pub fn main() -> ExitCode {
             Command::Preview(args) => preview::run(args).await,
             Command::Sync(args) => sync::run_sync(args).await,
             Command::Diff(args) => sync::run_diff(args).await,
+            Command::History(args) => history::run(args).await,
+            #[cfg(feature = "embedded-cluster")]
+            Command::Cluster(args) => cluster::run(args).await,
         }
     });
     match result {
@@ -74,9 +92,14 @@ pub fn main() -> ExitCode {
 
 fn init_tracing(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_new(format!("{},notify=warn,hyper=warn,kube=warn,tower=warn", cli.log))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = EnvFilter::try_new(format!(
+        "{},notify=warn,hyper=warn,kube=warn,tower=warn",
+        cli.log
+    ))
+    .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -4,6 +4,8 @@
 //! Owns: [`evaluate`] (pure), [`describe`] (the progress line), [`wait`] (a label-selector
 //! watch per namespace through `kube::runtime::watcher`).
 //! Must not: write to the cluster, or wait without a deadline.
+pub mod history;
+
 use futures::StreamExt;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
