@@ -46,6 +46,58 @@ pub trait Syncer: Send + Sync + 'static {
         source: &'a SourceConfig,
         commit: &'a str,
     ) -> BoxFuture<'a, Result<SyncResult, SyncFailure>>;
+
+    /// As [`Syncer::sync`], telling `progress` about rollouts as they start and end, so
+    /// `/status` shows them while the sync is in flight. The default ignores `progress`.
+    fn sync_with_progress<'a>(
+        &'a self,
+        source: &'a SourceConfig,
+        commit: &'a str,
+        progress: &'a Progress,
+    ) -> BoxFuture<'a, Result<SyncResult, SyncFailure>> {
+        let _ = progress;
+        self.sync(source, commit)
+    }
+}
+
+/// Where a sync in flight reports its rollouts (shown by `/status` under `rollouts`).
+#[derive(Debug, Clone)]
+pub struct Progress {
+    shared: Option<Arc<Shared>>,
+    source: String,
+}
+
+impl Progress {
+    /// A reporter that reports nowhere (for tests and one-shot use).
+    pub fn detached(source: impl Into<String>) -> Self {
+        Progress {
+            shared: None,
+            source: source.into(),
+        }
+    }
+
+    /// The rollout of Deployment `namespace/name` started (or is still going).
+    pub fn rollout_started(&self, deployment: &str) {
+        self.set(deployment, status::RolloutState::Progressing);
+    }
+
+    /// The rollout of Deployment `namespace/name` ended.
+    pub fn rollout_finished(&self, deployment: &str, result: RolloutResult) {
+        self.set(deployment, status::RolloutState::Done(result));
+    }
+
+    fn set(&self, deployment: &str, state: status::RolloutState) {
+        let Some(shared) = &self.shared else { return };
+        shared.board.update(&self.source, |s| {
+            match s.in_flight.iter_mut().find(|r| r.deployment == deployment) {
+                Some(r) => r.state = state,
+                None => s.in_flight.push(status::InFlightRollout {
+                    deployment: deployment.to_owned(),
+                    state,
+                }),
+            }
+        });
+    }
 }
 
 /// Tells where a source's ref points now, as cheaply as possible (no fetch).

@@ -33,8 +33,10 @@ pub struct SourceStatus {
     pub held_commits: Vec<String>,
     /// The commit being synced right now, if any.
     pub syncing: Option<String>,
-    /// Rollouts of the last sync (or of the one in flight) and how they ended.
+    /// Rollouts of the last finished sync and how they ended.
     pub rollouts: Vec<RolloutStatus>,
+    /// Rollouts of the sync in flight, as the engine reports them.
+    pub in_flight: Vec<InFlightRollout>,
     /// Objects the last sync changed.
     pub changed: usize,
     pub drift_corrections: u64,
@@ -44,6 +46,20 @@ pub struct SourceStatus {
 pub struct RolloutStatus {
     pub deployment: String,
     pub result: RolloutResult,
+}
+
+/// A rollout of the sync in flight.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InFlightRollout {
+    pub deployment: String,
+    pub state: RolloutState,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum RolloutState {
+    Progressing,
+    Done(RolloutResult),
 }
 
 /// The whole `/status` document.

@@ -116,11 +116,15 @@ pub(crate) async fn run(w: Worker) {
         tracing::info!(source = %name, commit = %head, drift = force, "syncing");
         shared.board.update(&name, |s| {
             s.syncing = Some(head.clone());
-            s.rollouts.clear();
+            s.in_flight.clear();
         });
+        let progress = super::Progress {
+            shared: Some(shared.clone()),
+            source: name.clone(),
+        };
         let started = Instant::now();
         let outcome = {
-            let sync = syncer.sync(&source, &head);
+            let sync = syncer.sync_with_progress(&source, &head, &progress);
             let mut stop_for_grace = stop.clone();
             let grace_over = async move {
                 let _ = stop_for_grace.wait_for(|s| *s).await;
@@ -133,7 +137,10 @@ pub(crate) async fn run(w: Worker) {
             }
         };
         let took = started.elapsed();
-        shared.board.update(&name, |s| s.syncing = None);
+        shared.board.update(&name, |s| {
+            s.syncing = None;
+            s.in_flight.clear();
+        });
         match outcome {
             Outcome::LostLease | Outcome::Abandoned => {
                 let why = if matches!(outcome, Outcome::LostLease) {

@@ -9,7 +9,8 @@ use kube::api::{Patch, PatchParams};
 use kubesync::agent::config::{Defaults, RawConfig};
 use kubesync::agent::webhook::{encode_hex, hmac_sha256};
 use kubesync::agent::{
-    self, Agent, BoxFuture, Revisions, RolloutResult, SourceConfig, SyncFailure, SyncResult, Syncer,
+    self, Agent, BoxFuture, Progress, Revisions, RolloutResult, SourceConfig, SyncFailure,
+    SyncResult, Syncer,
 };
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -44,7 +45,30 @@ impl Syncer for FakeSyncer {
         source: &'a SourceConfig,
         commit: &'a str,
     ) -> BoxFuture<'a, Result<SyncResult, SyncFailure>> {
-        Box::pin(async move {
+        Box::pin(self.run(source, commit, None))
+    }
+
+    fn sync_with_progress<'a>(
+        &'a self,
+        source: &'a SourceConfig,
+        commit: &'a str,
+        progress: &'a Progress,
+    ) -> BoxFuture<'a, Result<SyncResult, SyncFailure>> {
+        Box::pin(self.run(source, commit, Some(progress)))
+    }
+}
+
+impl FakeSyncer {
+    async fn run(
+        &self,
+        source: &SourceConfig,
+        commit: &str,
+        progress: Option<&Progress>,
+    ) -> Result<SyncResult, SyncFailure> {
+        {
+            if let Some(p) = progress {
+                p.rollout_started("default/web");
+            }
             let _ = self.calls.send((source.name.clone(), commit.to_owned()));
             if self.hang {
                 let _guard = DropSignal(self.dropped.lock().unwrap().clone());
@@ -75,7 +99,7 @@ impl Syncer for FakeSyncer {
                 held: false,
                 fetch_duration: None,
             })
-        })
+        }
     }
 }
 
@@ -427,6 +451,12 @@ async fn losing_the_lease_cancels_the_sync_in_flight() {
     o.hang = Some(dropped_tx);
     let mut a = start(&client, o).await;
     a.next_sync().await;
+    let s = status(a.addr).await;
+    assert_eq!(s["sources"][0]["syncing"], sha('a'));
+    assert_eq!(
+        s["sources"][0]["inFlight"],
+        serde_json::json!([{"deployment": "default/web", "state": "progressing"}])
+    );
 
     // Someone else takes the lease (as a replica that saw ours expire would).
     let api: Api<Lease> = Api::namespaced(client.clone(), "default");
