@@ -28,6 +28,8 @@ struct FakeSyncer {
     hang: bool,
     /// Signalled when a hanging sync is dropped (cancelled).
     dropped: Mutex<Option<mpsc::UnboundedSender<()>>>,
+    /// Take this long, then signal that the sync finished.
+    slow: Option<(Duration, mpsc::UnboundedSender<()>)>,
 }
 
 struct DropSignal(Option<mpsc::UnboundedSender<()>>);
@@ -70,6 +72,10 @@ impl FakeSyncer {
                 p.rollout_started("default/web");
             }
             let _ = self.calls.send((source.name.clone(), commit.to_owned()));
+            if let Some((took, done)) = &self.slow {
+                tokio::time::sleep(*took).await;
+                let _ = done.send(());
+            }
             if self.hang {
                 let _guard = DropSignal(self.dropped.lock().unwrap().clone());
                 std::future::pending::<()>().await;
@@ -151,6 +157,7 @@ struct Options {
     revisions: Option<Arc<dyn Revisions>>,
     apply: bool,
     hang: Option<mpsc::UnboundedSender<()>>,
+    slow: Option<(Duration, mpsc::UnboundedSender<()>)>,
 }
 
 fn options(identity: &'static str) -> Options {
@@ -160,6 +167,7 @@ fn options(identity: &'static str) -> Options {
         revisions: None,
         apply: false,
         hang: None,
+        slow: None,
     }
 }
 
@@ -181,6 +189,7 @@ async fn start(client: &kube::Client, o: Options) -> Running {
         client: o.apply.then(|| client.clone()),
         hang: o.hang.is_some(),
         dropped: Mutex::new(o.hang),
+        slow: o.slow,
     };
     let revisions = o
         .revisions
@@ -634,4 +643,35 @@ async fn the_leader_labels_its_own_pod_for_the_webhook_service() {
         None,
         "removed on shutdown"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_the_sync_in_flight_finish_within_the_grace_period() {
+    let (_cluster, client) = cluster().await;
+    let (done_tx, mut done) = mpsc::unbounded_channel();
+    let mut o = options("replica-a");
+    o.yaml_extra = format!("shutdownGrace: 10s\n{}", election_yaml());
+    o.slow = Some((Duration::from_millis(300), done_tx));
+    let mut a = start(&client, o).await;
+    a.next_sync().await;
+    a.shutdown().await;
+    assert!(
+        done.try_recv().is_ok(),
+        "the sync finished before the agent stopped"
+    );
+    assert_eq!(holder(&client).await, None, "then the lease was released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_abandons_a_sync_that_outlives_the_grace_period() {
+    let (_cluster, client) = cluster().await;
+    let (dropped_tx, mut dropped) = mpsc::unbounded_channel();
+    let mut o = options("replica-a");
+    o.yaml_extra = format!("shutdownGrace: 200ms\n{}", election_yaml());
+    o.hang = Some(dropped_tx);
+    let mut a = start(&client, o).await;
+    a.next_sync().await;
+    a.shutdown().await;
+    assert!(dropped.try_recv().is_ok(), "the hanging sync was dropped");
+    assert_eq!(holder(&client).await, None, "and the lease released");
 }
