@@ -401,7 +401,7 @@ async fn webhook_refuses_bad_signatures_and_triggers_on_a_good_one() {
 }
 
 fn election_yaml() -> String {
-    "leaderElection: {leaseName: kubesync-test, namespace: default, leaseDuration: 2s, renewInterval: 300ms, retryInterval: 100ms}\n\
+    "leaderElection: {leaseName: kubesync-test, namespace: default, leaseDuration: 4s, renewInterval: 500ms, retryInterval: 100ms}\n\
      drift: {enabled: false}\n\
      sources: [{name: apps, repo: https://example.com/org/apps.git, ref: main, interval: 1h}]\n"
         .into()
@@ -438,11 +438,12 @@ async fn one_leader_syncs_and_a_standby_takes_over_when_it_leaves() {
     assert!(b.calls.try_recv().is_err(), "a standby must not sync");
 
     // a leaves (SIGTERM): it releases the lease and b takes over without waiting for expiry.
+    // Expiry would take a whole leaseDuration (4s) of silence: faster means it was released.
     let left = tokio::time::Instant::now();
     a.shutdown().await;
     assert_eq!(b.next_sync().await.1, sha('a'));
     assert!(
-        left.elapsed() < Duration::from_secs(2),
+        left.elapsed() < Duration::from_secs(4),
         "took over after {:?}",
         left.elapsed()
     );
