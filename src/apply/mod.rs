@@ -224,6 +224,7 @@ pub fn resolve(
 pub async fn check_namespaces(
     client: &Client,
     targets: &[Target],
+    inventory_namespace: &str,
     deadline: Instant,
 ) -> Result<(), ApplyError> {
     let in_commit: BTreeSet<&str> = targets
@@ -231,17 +232,22 @@ pub async fn check_namespaces(
         .filter(|t| t.object.id.group.is_empty() && t.object.id.kind == "Namespace")
         .map(|t| t.object.id.name.as_str())
         .collect();
-    let needed: BTreeMap<&str, &ObjectId> = targets
+    let mut needed: BTreeMap<&str, String> = targets
         .iter()
         .filter_map(|t| {
             t.object
                 .id
                 .namespace
                 .as_deref()
-                .map(|ns| (ns, &t.object.id))
+                .map(|ns| (ns, display(&t.object.id)))
         })
         .filter(|(ns, _)| !in_commit.contains(ns))
         .collect();
+    if !in_commit.contains(inventory_namespace) {
+        needed
+            .entry(inventory_namespace)
+            .or_insert_with(|| "the inventory ConfigMap".to_string());
+    }
     if needed.is_empty() {
         return Ok(());
     }
@@ -255,11 +261,11 @@ pub async fn check_namespaces(
         .into_iter()
         .filter_map(|n| n.metadata.name)
         .collect();
-    for (ns, id) in needed {
+    for (ns, object) in needed {
         if !existing.contains(ns) {
             return Err(ApplyError::MissingNamespace {
                 namespace: ns.to_string(),
-                object: display(id),
+                object,
             });
         }
     }

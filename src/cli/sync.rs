@@ -186,7 +186,7 @@ async fn prepare(cluster_args: &ClusterArgs, args: &SourceArgs) -> anyhow::Resul
     let (conn, kinds) = connected?;
     let client = &conn.client;
     let targets = apply::resolve(objects, &kinds, &args.namespace)?;
-    apply::check_namespaces(client, &targets, deadline).await?;
+    apply::check_namespaces(client, &targets, &args.inventory_namespace, deadline).await?;
     let inventory = apply::read_inventory(
         client,
         &args.inventory_namespace,
