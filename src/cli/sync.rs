@@ -259,8 +259,19 @@ fn row(id: &ObjectId, action: Action) -> Row {
     }
 }
 
-fn progress_line(line: &str) {
-    eprintln!("{line}");
+/// Progress on stderr: a line per change, or on a terminal one live line that is replaced
+/// until the Deployment is done.
+fn progress_line(line: &str, done: bool) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        if done {
+            eprintln!("\r\x1b[2K{line}");
+        } else {
+            eprint!("\r\x1b[2K{line}");
+        }
+    } else {
+        eprintln!("{line}");
+    }
 }
 
 pub async fn run_sync(args: SyncArgs) -> anyhow::Result<Exit> {

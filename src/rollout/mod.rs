@@ -151,7 +151,7 @@ pub enum WaitError {
 }
 
 /// Watches the given Deployments (`(namespace, name)`) until each is complete or failed, or
-/// until `timeout` passes (the rest are then `Timeout`). Calls `on_progress` with a line each
+/// until `timeout` passes (the rest are then `Timeout`). Calls `on_progress(line, done)` with a line each
 /// time a Deployment's progress line changes. One watch per namespace, filtered by
 /// `label_selector` (the ownership labels) so that the cost does not grow with unrelated objects.
 pub async fn wait(
@@ -159,7 +159,7 @@ pub async fn wait(
     targets: &[(String, String)],
     label_selector: &str,
     timeout: Duration,
-    on_progress: &(dyn Fn(&str) + Sync),
+    on_progress: &(dyn Fn(&str, bool) + Sync),
 ) -> Result<Vec<Outcome>, WaitError> {
     let mut by_ns: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (ns, name) in targets {
@@ -184,7 +184,7 @@ async fn wait_namespace(
     mut pending: BTreeSet<String>,
     label_selector: &str,
     deadline: tokio::time::Instant,
-    on_progress: &(dyn Fn(&str) + Sync),
+    on_progress: &(dyn Fn(&str, bool) + Sync),
 ) -> Result<Vec<Outcome>, WaitError> {
     use k8s_openapi::api::apps::v1::Deployment;
     let api: Api<Deployment> = Api::namespaced(client, &namespace);
@@ -222,7 +222,7 @@ async fn wait_namespace(
         }
         let line = describe(&value);
         if last_line.get(&name) != Some(&line) {
-            on_progress(&line);
+            on_progress(&line, false);
             last_line.insert(name.clone(), line);
         }
         let progress = evaluate(&value);
@@ -235,7 +235,7 @@ async fn wait_namespace(
             Progress::Failed(msg) => Some((Status::Failed, msg.clone())),
         };
         if let Some((status, message)) = status {
-            on_progress(&format!("deployment {namespace}/{name}: {message}"));
+            on_progress(&format!("deployment {namespace}/{name}: {message}"), true);
             pending.remove(&name);
             outcomes.push(Outcome {
                 namespace: namespace.clone(),
@@ -253,7 +253,7 @@ async fn wait_namespace(
             Some(Progress::Waiting(msg)) => format!("timed out: {msg}"),
             _ => "timed out waiting for the rollout".to_string(),
         };
-        on_progress(&format!("deployment {namespace}/{name}: {message}"));
+        on_progress(&format!("deployment {namespace}/{name}: {message}"), true);
         outcomes.push(Outcome {
             namespace: namespace.clone(),
             name,
