@@ -136,6 +136,32 @@ fn main() {
             .count();
         std::hint::black_box(markdown);
     }
+    // Where the time goes, once: reading both trees, and loading with and without the
+    // parse cache.
+    let repo = Repo::open(&spec).expect("open");
+    let (b, h) = (
+        repo.resolve(&options.base).expect("base"),
+        repo.resolve(&options.head).expect("head"),
+    );
+    let t = Instant::now();
+    let (bs, hs) = (
+        repo.snapshot(&b, "apps").expect("snap"),
+        repo.snapshot(&h, "apps").expect("snap"),
+    );
+    let read = t.elapsed();
+    let t = Instant::now();
+    let mut cache = kubesync::manifest::Cache::default();
+    let bo = kubesync::manifest::load_cached(&bs, &options.load, &mut cache).expect("load");
+    let cold = t.elapsed();
+    let t = Instant::now();
+    let ho = kubesync::manifest::load_cached(&hs, &options.load, &mut cache).expect("load");
+    let warm = t.elapsed();
+    let t = Instant::now();
+    std::hint::black_box(kubesync::plan::compare(&bo, &ho));
+    let compare = t.elapsed();
+    println!(
+        "phases: read 2 trees {read:.3?}, load base (cold) {cold:.3?}, load head (cached) {warm:.3?}, compare {compare:.3?}"
+    );
     times.sort();
     println!(
         "preview of {count} manifests ({changes} changes, {rollouts} rollouts): median {:.3?}, best {:.3?}, worst {:.3?} (target < 2 s)",

@@ -123,7 +123,13 @@ pub async fn run(args: Args) -> anyhow::Result<Exit> {
 
 /// Loads and transforms the objects of one commit.
 pub fn desired(repo: &Repo, commit: &Commit, options: &Options) -> anyhow::Result<Vec<Object>> {
-    desired_or_empty(repo, commit, options, false)
+    desired_or_empty(
+        repo,
+        commit,
+        options,
+        false,
+        &mut manifest::Cache::default(),
+    )
 }
 
 /// Like [`desired`]; with `missing_is_empty`, a `--path` that does not exist at the commit
@@ -133,6 +139,7 @@ fn desired_or_empty(
     commit: &Commit,
     options: &Options,
     missing_is_empty: bool,
+    cache: &mut manifest::Cache,
 ) -> anyhow::Result<Vec<Object>> {
     let snapshot = match repo.snapshot(commit, &options.path) {
         Err(SourceError::PathNotFound { .. }) if missing_is_empty => Snapshot {
@@ -147,7 +154,7 @@ fn desired_or_empty(
             )
         })?,
     };
-    let mut objects = manifest::load(&snapshot, &options.load)
+    let mut objects = manifest::load_cached(&snapshot, &options.load, cache)
         .with_context(|| format!("loading manifests at {}", commit.short()))?;
     transform::apply(
         &mut objects,
@@ -171,8 +178,10 @@ fn display_path(path: &str) -> String {
 pub fn compute(repo: &Repo, options: &Options) -> anyhow::Result<Preview> {
     let base = repo.resolve(&options.base).context("resolving --base")?;
     let head = repo.resolve(&options.head).context("resolving --head")?;
-    let base_objects = desired_or_empty(repo, &base, options, true)?;
-    let head_objects = desired(repo, &head, options)?;
+    // Files unchanged between commits are parsed once.
+    let mut cache = manifest::Cache::default();
+    let base_objects = desired_or_empty(repo, &base, options, true, &mut cache)?;
+    let head_objects = desired_or_empty(repo, &head, options, false, &mut cache)?;
     let mut changes = plan::compare(&base_objects, &head_objects);
 
     // Revert search: one pass over the head's history serves every Deployment that rolls.
@@ -192,7 +201,7 @@ pub fn compute(repo: &Repo, options: &Options) -> anyhow::Result<Preview> {
             let objects = if commit.sha == base.sha {
                 Some(base_objects.clone())
             } else {
-                desired(repo, &commit, options).ok()
+                desired_or_empty(repo, &commit, options, false, &mut cache).ok()
             };
             let templates: HashMap<_, Value> = objects
                 .iter()

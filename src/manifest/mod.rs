@@ -131,17 +131,76 @@ impl LoadErrors {
 }
 
 /// A decoded document before validation.
+#[derive(Debug, Clone)]
 struct Raw {
     value: Value,
     origin: Origin,
 }
 
+/// Decoded documents by file, reused when the same file has the same bytes in another
+/// commit: previewing two commits (and searching history for reverts) then parses only
+/// the files that changed. Validation still runs on every load (it depends on the whole
+/// set and the options).
+#[derive(Debug, Default)]
+pub struct Cache {
+    files: HashMap<String, CachedFile>,
+}
+
+#[derive(Debug)]
+struct CachedFile {
+    bytes: Vec<u8>,
+    raws: Vec<Raw>,
+    errors: Vec<LoadError>,
+}
+
 /// Loads and validates every document of a snapshot. Returns all objects, or every error.
 pub fn load(snapshot: &Snapshot, opts: &LoadOptions) -> Result<Vec<Object>, LoadErrors> {
+    load_cached(snapshot, opts, &mut Cache::default())
+}
+
+/// [`load`], reusing (and filling) `cache` for files whose bytes are unchanged.
+pub fn load_cached(
+    snapshot: &Snapshot,
+    opts: &LoadOptions,
+    cache: &mut Cache,
+) -> Result<Vec<Object>, LoadErrors> {
     let mut errors = Vec::new();
     let mut raws = Vec::new();
     for file in &snapshot.files {
-        decode_file(&file.path, &file.bytes, opts, &mut raws, &mut errors);
+        if file.bytes.len() as u64 > opts.max_file_bytes {
+            errors.push(LoadError {
+                file: file.path.clone(),
+                document: 0,
+                line: 1,
+                message: format!(
+                    "file is {} bytes, over the limit of {} bytes",
+                    file.bytes.len(),
+                    opts.max_file_bytes
+                ),
+            });
+            continue;
+        }
+        if let Some(hit) = cache
+            .files
+            .get(&file.path)
+            .filter(|c| c.bytes == file.bytes)
+        {
+            raws.extend(hit.raws.iter().cloned());
+            errors.extend(hit.errors.iter().cloned());
+            continue;
+        }
+        let (mut file_raws, mut file_errors) = (Vec::new(), Vec::new());
+        decode_file(&file.path, &file.bytes, &mut file_raws, &mut file_errors);
+        raws.extend(file_raws.iter().cloned());
+        errors.extend(file_errors.iter().cloned());
+        cache.files.insert(
+            file.path.clone(),
+            CachedFile {
+                bytes: file.bytes.clone(),
+                raws: file_raws,
+                errors: file_errors,
+            },
+        );
     }
     let crd_scopes = crd_scopes(&raws);
     let mut objects = Vec::with_capacity(raws.len());
@@ -184,13 +243,7 @@ fn error_at(origin: &Origin, message: String) -> LoadError {
     }
 }
 
-fn decode_file(
-    path: &str,
-    bytes: &[u8],
-    opts: &LoadOptions,
-    raws: &mut Vec<Raw>,
-    errors: &mut Vec<LoadError>,
-) {
+fn decode_file(path: &str, bytes: &[u8], raws: &mut Vec<Raw>, errors: &mut Vec<LoadError>) {
     let fail = |errors: &mut Vec<LoadError>, document, line, message| {
         errors.push(LoadError {
             file: path.to_string(),
@@ -199,19 +252,6 @@ fn decode_file(
             message,
         });
     };
-    if bytes.len() as u64 > opts.max_file_bytes {
-        fail(
-            errors,
-            0,
-            1,
-            format!(
-                "file is {} bytes, over the limit of {} bytes",
-                bytes.len(),
-                opts.max_file_bytes
-            ),
-        );
-        return;
-    }
     let budget = yaml::Budget::new(yaml::node_budget(bytes.len()));
     if path.to_ascii_lowercase().ends_with(".json") {
         let origin = Origin {
