@@ -1,10 +1,13 @@
 //! Integration tests: one binary, a module per area.
+mod agent;
+mod bad_input;
+mod diff;
+mod history;
 mod manifest;
 mod preview;
+mod reliability;
+mod rollouts;
+mod secrets;
 mod source;
 mod support;
 mod sync;
-mod diff;
-mod history;
-mod rollouts;
-mod agent;

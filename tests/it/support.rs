@@ -186,3 +186,22 @@ pub fn config_map(name: &str, data: &[(&str, &str)]) -> String {
 pub fn kubesync_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kubesync"))
 }
+
+impl Repo {
+    /// Writes raw bytes at `path` (creating folders) and commits them (for binary files).
+    pub fn commit_bytes(&self, path: &str, bytes: &[u8]) -> String {
+        let full = self.dir.path().join(path);
+        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&full, bytes).expect("write");
+        self.commit_worktree(&format!("update {path}"))
+    }
+
+    /// Points branch `main` (and so HEAD) at `sha` and resets the work tree: a force-push
+    /// that rewrites history.
+    pub fn reset_hard(&self, sha: &str) {
+        let object = self.git.revparse_single(sha).expect("rev");
+        self.git
+            .reset(&object, git2::ResetType::Hard, None)
+            .expect("reset");
+    }
+}

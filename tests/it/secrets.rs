@@ -1,0 +1,285 @@
+//! Issue 7, part 5: a canary Secret value planted in a test repository is never printed by
+//! `sync`, `diff` (text and JSON), `preview` (every format), `history`, the logs at
+//! `--log debug`/`trace` (text and JSON), or error messages; and credentials are taken from
+//! files only (no `--help` lists a flag taking a token or password value).
+//!
+//! Owns: these checks. Must not: print the canary itself in a failure message (it prints
+//! only which output leaked and where).
+use crate::rollouts::{Harness, Run};
+use crate::support::{Repo, deployment, kubesync_bin};
+
+const CANARY: &str = "CANARY-7f1e-s3cr3t-do-not-print";
+const CANARY2: &str = "CANARY-9a2b-rotated-do-not-print";
+
+/// Standard base64 (the Secret `data` encoding), so the encoded canary is searched too.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn secret(name: &str, value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\ntype: Opaque\ndata:\n  password: {}\nstringData:\n  token: {value}\n",
+        base64(value.as_bytes())
+    )
+}
+
+/// The forms of the canaries that must never appear.
+fn needles() -> Vec<String> {
+    let mut out = Vec::new();
+    for c in [CANARY, CANARY2] {
+        out.push(c.to_string());
+        out.push(base64(c.as_bytes()));
+        // A distinctive middle part, in case of truncation or re-wrapping.
+        out.push(c[7..20].to_string());
+    }
+    out
+}
+
+/// Runs the kubesync binary with no cluster flags (for `preview` and `--help`).
+async fn bare(home: &std::path::Path, args: &[&str]) -> Run {
+    let mut cmd = std::process::Command::new(kubesync_bin());
+    cmd.args(args)
+        .env_remove("KUBECONFIG")
+        .env("HOME", home)
+        .env("KUBESYNC_LOG", "warn")
+        .current_dir(home);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("kubesync runs"))
+        .await
+        .expect("join");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `run.show()` with every canary form replaced, safe to put in a failure message.
+fn redacted(run: &Run) -> String {
+    let mut text = run.show();
+    for n in needles() {
+        text = text.replace(&n, "<CANARY>");
+    }
+    text
+}
+
+/// Records every output of every run and checks none holds a canary.
+#[derive(Default)]
+struct Outputs {
+    checked: usize,
+    leaks: Vec<String>,
+}
+
+impl Outputs {
+    fn check(&mut self, what: &str, run: &Run) {
+        for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+            self.checked += 1;
+            for (i, needle) in needles().iter().enumerate() {
+                if let Some(at) = text.find(needle.as_str()) {
+                    let line = text[..at].lines().count();
+                    self.leaks.push(format!(
+                        "{what}: {stream} holds canary form #{i} on line {line}"
+                    ));
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_values_are_never_printed() {
+    let h = Harness::start().await;
+    let repo = Repo::new();
+    let repo_path = repo.path_string();
+    let first = repo.commit_files(
+        &[
+            ("apps/secret.yaml", &secret("db", CANARY)),
+            ("apps/web.yaml", &deployment("web", "nginx:1.26", 1)),
+        ],
+        "first",
+    );
+    let mut out = Outputs::default();
+    // The detector itself finds every form (a planted leak is caught).
+    for needle in needles() {
+        let mut probe = Outputs::default();
+        let planted = Run {
+            code: Some(0),
+            stdout: format!("x\ny {needle} z"),
+            stderr: String::new(),
+        };
+        probe.check("probe", &planted);
+        assert!(!probe.leaks.is_empty(), "the probe finds a planted form");
+    }
+    let logs: [&[&str]; 4] = [
+        &["--log", "debug"],
+        &["--log", "trace"],
+        &["--log", "debug", "--log-format", "json"],
+        &["--log", "trace", "--log-format", "json"],
+    ];
+
+    // Create, with every log level and format (the first run creates, the rest are no-ops).
+    for (i, log) in logs.iter().enumerate() {
+        for fmt in ["text", "json"] {
+            let mut args = vec!["sync", "--repo", &repo_path, "--path", "apps", "-o", fmt];
+            args.extend_from_slice(log);
+            let run = h.kubesync(&args).await;
+            assert_eq!(run.code, Some(0), "sync {i} {fmt}: {}", redacted(&run));
+            out.check(&format!("sync create {log:?} -o {fmt}"), &run);
+        }
+    }
+
+    // Rotate the value and change the Deployment: diff, preview and sync see a change.
+    repo.commit_files(
+        &[
+            ("apps/secret.yaml", &secret("db", CANARY2)),
+            ("apps/web.yaml", &deployment("web", "nginx:1.27", 1)),
+        ],
+        "rotate",
+    );
+    for log in &logs {
+        for fmt in ["text", "json"] {
+            let mut args = vec!["diff", "--repo", &repo_path, "--path", "apps", "-o", fmt];
+            args.extend_from_slice(log);
+            let run = h.kubesync(&args).await;
+            assert!(
+                run.code == Some(0) || run.code == Some(1),
+                "diff: {}",
+                redacted(&run)
+            );
+            out.check(&format!("diff {log:?} -o {fmt}"), &run);
+        }
+        for fmt in ["text", "json", "markdown"] {
+            let mut args = vec![
+                "preview", "--repo", &repo_path, "--path", "apps", "--base", &first, "--format",
+                fmt,
+            ];
+            args.extend_from_slice(log);
+            let run = bare(h.dir.path(), &args).await;
+            assert!(
+                run.code == Some(0) || run.code == Some(1),
+                "preview: {}",
+                redacted(&run)
+            );
+            out.check(&format!("preview {log:?} --format {fmt}"), &run);
+        }
+    }
+    let run = h
+        .kubesync(&[
+            "sync", "--repo", &repo_path, "--path", "apps", "-o", "text", "--log", "trace",
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "sync rotate: {}", redacted(&run));
+    out.check("sync rotate --log trace", &run);
+    for log in &logs {
+        for fmt in ["text", "json"] {
+            let mut args = vec!["history", "deployment/web", "-o", fmt];
+            args.extend_from_slice(log);
+            let run = h.kubesync(&args).await;
+            assert_eq!(run.code, Some(0), "history: {}", redacted(&run));
+            out.check(&format!("history {log:?} -o {fmt}"), &run);
+        }
+    }
+
+    // Errors about a Secret: a YAML syntax error on the canary's line, an invalid name, a
+    // value the server rejects (a bad data key), and a preview of the broken commit.
+    let broken: [(&str, String); 3] = [
+        (
+            "syntax error on the canary line",
+            format!(
+                "apiVersion: v1\nkind: Secret\nmetadata: {{name: db}}\nstringData: {{token: {CANARY} [\n"
+            ),
+        ),
+        ("invalid name", secret("Bad_Name", CANARY)),
+        (
+            "invalid data key",
+            format!(
+                "apiVersion: v1\nkind: Secret\nmetadata: {{name: db}}\nstringData:\n  \"bad key!\": {CANARY}\n"
+            ),
+        ),
+    ];
+    for (what, text) in &broken {
+        repo.commit("apps/secret.yaml", text);
+        for log in &logs {
+            let mut args = vec!["sync", "--repo", &repo_path, "--path", "apps", "-o", "json"];
+            args.extend_from_slice(log);
+            let run = h.kubesync(&args).await;
+            assert_ne!(run.code, Some(0), "{what}: a broken Secret must fail");
+            out.check(&format!("sync error {what} {log:?}"), &run);
+            let mut args = vec!["diff", "--repo", &repo_path, "--path", "apps", "-o", "text"];
+            args.extend_from_slice(log);
+            let run = h.kubesync(&args).await;
+            out.check(&format!("diff error {what} {log:?}"), &run);
+            let mut args = vec![
+                "preview", "--repo", &repo_path, "--path", "apps", "--base", &first,
+            ];
+            args.extend_from_slice(log);
+            let run = bare(h.dir.path(), &args).await;
+            out.check(&format!("preview error {what} {log:?}"), &run);
+        }
+    }
+    assert!(
+        out.leaks.is_empty(),
+        "{} of {} outputs leaked a Secret value:\n{}",
+        out.leaks.len(),
+        out.checked,
+        out.leaks.join("\n")
+    );
+    assert!(out.checked > 100, "checked {} outputs", out.checked);
+    h.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_read_from_files_only() {
+    let h = Harness::start().await;
+    let mut offending = Vec::new();
+    for cmd in [
+        vec!["--help"],
+        vec!["sync", "--help"],
+        vec!["diff", "--help"],
+        vec!["preview", "--help"],
+        vec!["history", "--help"],
+        vec!["cluster", "--help"],
+        vec!["cluster", "serve", "--help"],
+    ] {
+        let run = bare(h.dir.path(), &cmd).await;
+        assert_eq!(run.code, Some(0), "{cmd:?}: {}", run.show());
+        for line in run.stdout.lines() {
+            let flag = line.trim_start();
+            if !flag.starts_with("--") && !flag.starts_with('-') {
+                continue;
+            }
+            let lower = flag.to_ascii_lowercase();
+            let names_secret = ["token", "password", "secret", "bearer", "credential"]
+                .iter()
+                .any(|w| lower.split_whitespace().next().unwrap_or("").contains(w));
+            let is_file = ["-file", "-key", "known-hosts"]
+                .iter()
+                .any(|w| lower.split_whitespace().next().unwrap_or("").contains(w));
+            if names_secret && !is_file {
+                offending.push(format!("{cmd:?}: {flag}"));
+            }
+        }
+    }
+    assert!(
+        offending.is_empty(),
+        "flags taking a secret value:\n{}",
+        offending.join("\n")
+    );
+    h.cluster.shutdown().await;
+}
