@@ -96,6 +96,12 @@ async fn run(
     let writes = |c: &kubesim::RequestCounts| c.create + c.update + c.patch + c.delete;
     // kubectl diff exits 1 when there are differences; that is success here.
     let ok = matches!(out.status.code(), Some(0) | Some(1));
+    if tool == "kubesync" {
+        // Stage timings (debug events) of kubesync, for the record.
+        for line in String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.contains("elapsed_ms")) {
+            eprintln!("{name}: {line}");
+        }
+    }
     if !ok {
         eprintln!(
             "{name} ({tool}) failed: {}\n{}",
@@ -130,7 +136,7 @@ fn kubesync(kubeconfig: &Path, home: &Path, args: &[&str]) -> Command {
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .env("HOME", home)
-        .env("KUBESYNC_LOG", "warn")
+        .env("KUBESYNC_LOG", "kubesync=debug")
         .env_remove("KUBECONFIG")
         .current_dir(home);
     cmd.stdout(std::process::Stdio::null());
