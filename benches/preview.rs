@@ -156,6 +156,15 @@ fn main() {
     let t = Instant::now();
     let ho = kubesync::manifest::load_cached(&hs, &options.load, &mut cache).expect("load");
     let warm = t.elapsed();
+    let (mut bo, mut ho) = (bo, ho);
+    let t = Instant::now();
+    let ctx = |commit| kubesync::transform::Context {
+        source: "default".into(),
+        commit,
+    };
+    kubesync::transform::apply(&mut bo, &ctx(b.clone()));
+    kubesync::transform::apply(&mut ho, &ctx(h.clone()));
+    let transform = t.elapsed();
     let t = Instant::now();
     std::hint::black_box(kubesync::plan::compare(&bo, &ho));
     let compare = t.elapsed();

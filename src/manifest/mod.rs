@@ -164,10 +164,61 @@ pub fn load_cached(
     opts: &LoadOptions,
     cache: &mut Cache,
 ) -> Result<Vec<Object>, LoadErrors> {
+    let oversize = |file: &crate::source::File| file.bytes.len() as u64 > opts.max_file_bytes;
+    // Parse the files the cache does not have, spread over the available cores.
+    let misses: Vec<&crate::source::File> = snapshot
+        .files
+        .iter()
+        .filter(|f| !oversize(f))
+        .filter(|f| cache.files.get(&f.path).is_none_or(|c| c.bytes != f.bytes))
+        .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let chunk = misses.len().div_ceil(threads).max(64);
+    let decoded = std::thread::scope(|scope| {
+        let handles: Vec<_> = misses
+            .chunks(chunk)
+            .map(|files| {
+                scope.spawn(move || {
+                    files
+                        .iter()
+                        .map(|f| {
+                            let (mut raws, mut errors) = (Vec::new(), Vec::new());
+                            decode_file(&f.path, &f.bytes, &mut raws, &mut errors);
+                            (raws, errors)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join())
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .map_err(|_| LoadErrors {
+        errors: vec![LoadError {
+            file: String::new(),
+            document: 0,
+            line: 1,
+            message: "internal error: the manifest parser panicked".to_string(),
+        }],
+    })?;
+    for (file, (raws, errors)) in misses.iter().zip(decoded.into_iter().flatten()) {
+        cache.files.insert(
+            file.path.clone(),
+            CachedFile {
+                bytes: file.bytes.clone(),
+                raws,
+                errors,
+            },
+        );
+    }
     let mut errors = Vec::new();
     let mut raws = Vec::new();
     for file in &snapshot.files {
-        if file.bytes.len() as u64 > opts.max_file_bytes {
+        if oversize(file) {
             errors.push(LoadError {
                 file: file.path.clone(),
                 document: 0,
@@ -180,27 +231,10 @@ pub fn load_cached(
             });
             continue;
         }
-        if let Some(hit) = cache
-            .files
-            .get(&file.path)
-            .filter(|c| c.bytes == file.bytes)
-        {
+        if let Some(hit) = cache.files.get(&file.path) {
             raws.extend(hit.raws.iter().cloned());
             errors.extend(hit.errors.iter().cloned());
-            continue;
         }
-        let (mut file_raws, mut file_errors) = (Vec::new(), Vec::new());
-        decode_file(&file.path, &file.bytes, &mut file_raws, &mut file_errors);
-        raws.extend(file_raws.iter().cloned());
-        errors.extend(file_errors.iter().cloned());
-        cache.files.insert(
-            file.path.clone(),
-            CachedFile {
-                bytes: file.bytes.clone(),
-                raws: file_raws,
-                errors: file_errors,
-            },
-        );
     }
     let crd_scopes = crd_scopes(&raws);
     let mut objects = Vec::with_capacity(raws.len());
