@@ -169,7 +169,7 @@ fn main() {
     std::hint::black_box(kubesync::plan::compare(&bo, &ho));
     let compare = t.elapsed();
     println!(
-        "phases: read 2 trees {read:.3?}, load base (cold) {cold:.3?}, load head (cached) {warm:.3?}, compare {compare:.3?}"
+        "phases: read 2 trees {read:.3?}, load base (cold) {cold:.3?}, load head (cached) {warm:.3?}, transform both {transform:.3?}, compare {compare:.3?}"
     );
     times.sort();
     println!(
