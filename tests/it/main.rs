@@ -2,6 +2,8 @@
 mod agent;
 mod bad_input;
 mod diff;
+#[path = "../../fuzz/targets.rs"]
+mod fuzz;
 mod history;
 mod manifest;
 mod preview;
