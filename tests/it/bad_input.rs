@@ -207,6 +207,34 @@ pub fn server_side_catalogue() -> Vec<Case> {
     ]
 }
 
+/// The files whose errors must carry a line and a document number (parse and shape errors;
+/// not file-level ones: size, symlinks, binary content, `--path`, server-side checks).
+fn located(case: &Case) -> Vec<&'static str> {
+    let file_level = [
+        "huge file",
+        "symlink out of the path",
+        "symlink to a parent folder",
+        "binary file",
+        "`..` in --path",
+        "kind the server does not know",
+        "namespace that does not exist",
+        "duplicate object",
+    ];
+    match &case.setup {
+        Setup::File(_) if !file_level.contains(&case.name) => vec!["apps/bad.yaml"],
+        _ => vec![],
+    }
+}
+
+/// `stderr` holds `<file>:<line>: document <n>`.
+fn has_location(stderr: &str, file: &str) -> bool {
+    stderr.match_indices(&format!("{file}:")).any(|(at, m)| {
+        let rest = &stderr[at + m.len()..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        digits > 0 && rest[digits..].starts_with(": document ")
+    })
+}
+
 /// The cluster's observable state: ConfigMap and Deployment resourceVersions.
 async fn state(h: &Harness) -> BTreeMap<String, String> {
     use k8s_openapi::api::apps::v1::Deployment;
@@ -303,6 +331,12 @@ async fn run_catalogue(
                 "--prune",
             ])
             .await;
+        eprintln!(
+            "bad input {:?}: exit {:?}: {}",
+            case.name,
+            run.code,
+            run.stderr.lines().last().unwrap_or_default()
+        );
         let mut why = Vec::new();
         if run.code != Some(2) {
             why.push(format!("exit {:?}, not 2", run.code));
@@ -310,6 +344,11 @@ async fn run_catalogue(
         for m in &case.mentions {
             if !run.stderr.contains(m) {
                 why.push(format!("stderr does not mention {m:?}"));
+            }
+        }
+        for file in located(&case) {
+            if !has_location(&run.stderr, file) {
+                why.push(format!("stderr does not say `{file}:LINE: document N`"));
             }
         }
         let written = h.cluster.request_count().writes() - writes;
