@@ -215,30 +215,46 @@ pub fn load_target(path: &str, bytes: &[u8]) -> Result<Option<Vec<Object>>, Stri
     }
 }
 
-/// The Secret string values in `objects` long enough to search for.
-fn secret_values(objects: &[Object]) -> Vec<String> {
-    let mut out = Vec::new();
-    for o in objects.iter().filter(|o| o.id.kind == "Secret") {
-        for field in ["data", "stringData"] {
-            if let Some(map) = o.body[field].as_object() {
-                for v in map.values().filter_map(|v| v.as_str()) {
-                    if v.len() >= 12 {
-                        out.push(v.to_string());
+fn is_core_secret(o: &Object) -> bool {
+    o.body["kind"] == "Secret" && o.body["apiVersion"] == "v1"
+}
+
+/// The `data`/`stringData` string values of the core v1 Secrets in `objects` that are long
+/// enough to search for and do not also appear in a public place (another object, or a
+/// Secret's other fields), where printing them is expected.
+fn secret_values(all: &[&[Object]]) -> Vec<String> {
+    let mut values = Vec::new();
+    let mut public = String::new();
+    for objects in all {
+        for o in objects.iter() {
+            let mut rest = o.body.clone();
+            if is_core_secret(o) {
+                for field in ["data", "stringData"] {
+                    if let Some(map) = o.body[field].as_object() {
+                        values.extend(
+                            map.values()
+                                .filter_map(|v| v.as_str())
+                                .filter(|v| v.len() >= 12)
+                                .map(str::to_string),
+                        );
+                    }
+                    if let Some(m) = rest.as_object_mut() {
+                        m.remove(field);
                     }
                 }
             }
+            public.push_str(&rest.to_string());
+            public.push('\n');
         }
     }
-    out
+    values.retain(|v| !public.contains(v.as_str()));
+    values
 }
 
 /// Target 2: the preview differ and its renderers, from `base` to `head` and back.
 pub fn preview_target(base: &[Object], head: &[Object]) -> Result<(), String> {
     let started = Instant::now();
-    let secrets: Vec<String> = secret_values(base)
-        .into_iter()
-        .chain(secret_values(head))
-        .collect();
+    let secrets = secret_values(&[base, head]);
     for (a, b) in [(base, head), (head, base)] {
         let outputs = catch_unwind(AssertUnwindSafe(|| {
             let preview = Preview {
