@@ -98,7 +98,10 @@ async fn run(
     let ok = matches!(out.status.code(), Some(0) | Some(1));
     if tool == "kubesync" {
         // Stage timings (debug events) of kubesync, for the record.
-        for line in String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.contains("elapsed_ms")) {
+        for line in String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.contains("elapsed_ms"))
+        {
             eprintln!("{name}: {line}");
         }
     }
