@@ -93,7 +93,7 @@ pub fn main() -> ExitCode {
 fn init_tracing(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(format!(
-        "{},notify=warn,hyper=warn,kube=warn,tower=warn",
+        "{},notify=warn,hyper=warn,hyper_util=warn,kube_client=warn,kube_runtime=warn,tower=warn,rustls=warn",
         cli.log
     ))
     .unwrap_or_else(|_| EnvFilter::new("info"));
