@@ -97,8 +97,11 @@ fn init_tracing(cli: &Cli) {
         cli.log
     ))
     .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only on a terminal: logs captured by CI or a log shipper stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),
