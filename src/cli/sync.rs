@@ -1,19 +1,15 @@
 //! `kubesync sync` and `kubesync diff` against a live cluster.
 //!
-//! Owns the flags of both commands, the wiring of the stages (source → manifest → transform →
-//! apply → rollout) and their text/JSON output. Must not: write anything before the whole
-//! commit is validated (load errors, unknown kinds, missing namespaces), or decide anything
-//! the stages decide (no-op detection, ordering, prune selection live in `apply`).
+//! Owns the flags of both commands (→ `engine::SyncOptions`), connecting to the cluster, and
+//! the text/JSON output and exit codes of the engine's reports. Must not: orchestrate the
+//! stages (that is `engine`) or decide anything the stages decide.
 use super::Exit;
-use crate::apply::{self, Action, Cause, Kind, Planned, inventory::Inventory};
+use crate::apply::{self, Action};
 use crate::cluster::{self, Connection};
-use crate::manifest::{self, ObjectId};
-use crate::rollout;
-use crate::source::{self, Commit};
-use crate::transform;
-use anyhow::Context as _;
-use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::engine;
+use crate::source;
+use serde_json::json;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -111,65 +107,48 @@ pub struct DiffArgs {
     pub output: Output,
 }
 
-/// Everything known before the first write.
-struct Prepared {
-    conn: Connection,
-    commit: Commit,
-    planned: Vec<Planned>,
-    /// Managed live objects the commit no longer contains, in deletion order.
-    orphans: Vec<(ObjectId, Kind, Value)>,
-    /// Number of live objects managed by this source.
-    managed: usize,
-    inventory: Option<Inventory>,
-    deadline: Instant,
+impl SourceArgs {
+    /// The engine options of these flags (sync-only options at their defaults).
+    pub fn options(&self) -> engine::SyncOptions {
+        let repo = source::RepoSpec {
+            url: self.repo.clone(),
+            cache_dir: self.cache_dir.clone(),
+            credentials: source::Credentials {
+                token_file: self.token_file.clone(),
+                ssh_key: self.ssh_key.clone(),
+                known_hosts: self.known_hosts.clone(),
+            },
+        };
+        let mut o = engine::SyncOptions::new(self.source_name.clone(), repo);
+        o.rev = self.rev.clone();
+        o.path = self.path.clone();
+        o.namespace = self.namespace.clone();
+        o.inventory_namespace = self.inventory_namespace.clone();
+        o.timeout = self.timeout;
+        o.concurrency = self.concurrency;
+        o
+    }
 }
 
-/// Reads the commit (git2 is blocking: a blocking task) and loads its objects.
-async fn load_commit(args: &SourceArgs) -> anyhow::Result<(Commit, Vec<manifest::Object>)> {
-    let spec = source::RepoSpec {
-        url: args.repo.clone(),
-        cache_dir: args.cache_dir.clone(),
-        credentials: source::Credentials {
-            token_file: args.token_file.clone(),
-            ssh_key: args.ssh_key.clone(),
-            known_hosts: args.known_hosts.clone(),
-        },
-    };
-    let (rev, path) = (args.rev.clone(), args.path.clone());
-    let snapshot =
-        tokio::task::spawn_blocking(move || -> Result<source::Snapshot, source::SourceError> {
-            let repo = source::Repo::open(&spec)?;
-            repo.fetch()?;
-            let commit = repo.resolve(&rev)?;
-            repo.snapshot(&commit, &path)
-        })
-        .await
-        .context("the git task failed")??;
-    let options = manifest::LoadOptions {
-        default_namespace: args.namespace.clone(),
-        ..Default::default()
-    };
-    let mut objects = manifest::load(&snapshot, &options).with_context(|| {
-        format!(
-            "commit {} is invalid; nothing was written",
-            snapshot.commit.short()
-        )
-    })?;
-    let ctx = transform::Context {
-        source: args.source_name.clone(),
-        commit: snapshot.commit.clone(),
-    };
-    transform::apply(&mut objects, &ctx);
-    Ok((snapshot.commit, objects))
+impl SyncArgs {
+    pub fn options(&self) -> engine::SyncOptions {
+        let mut o = self.source.options();
+        o.prune = self.prune;
+        o.allow_mass_prune = self.allow_mass_prune;
+        o.wait = self.wait;
+        o.dry_run = self.dry_run;
+        o
+    }
 }
 
-async fn prepare(cluster_args: &ClusterArgs, args: &SourceArgs) -> anyhow::Result<Prepared> {
-    let started = Instant::now();
-    let deadline = started + args.timeout;
-    let ms = || started.elapsed().as_millis() as u64;
-    // Reading the commit (git, blocking) and the first cluster reads (connect, discovery)
-    // overlap; nothing is written before the whole commit is validated, and a broken commit
-    // is reported before any cluster error.
+/// Connects and discovers while the commit is read (git, blocking): nothing is written
+/// before the whole commit is validated, and a broken commit is reported before any cluster
+/// error.
+async fn connect_and_load(
+    cluster_args: &ClusterArgs,
+    opts: &engine::SyncOptions,
+) -> anyhow::Result<(Connection, apply::Kinds, engine::Loaded, Instant)> {
+    let deadline = Instant::now() + opts.timeout;
     let env = cluster::Environment::from_process(
         cluster_args.kubeconfig.clone(),
         Some(cluster_args.state.clone()),
@@ -177,86 +156,12 @@ async fn prepare(cluster_args: &ClusterArgs, args: &SourceArgs) -> anyhow::Resul
     let cluster_side = async {
         let conn = cluster::connect(&env, cluster_args.context.as_deref()).await?;
         let kinds = apply::Kinds::discover(&conn.client, deadline).await?;
-        tracing::debug!(elapsed_ms = ms(), "discovery done");
         anyhow::Ok((conn, kinds))
     };
-    let (loaded, connected) = tokio::join!(load_commit(args), cluster_side);
-    let (commit, objects) = loaded?;
-    tracing::debug!(elapsed_ms = ms(), objects = objects.len(), "commit loaded");
+    let (loaded, connected) = tokio::join!(engine::load(opts), cluster_side);
+    let loaded = loaded?;
     let (conn, kinds) = connected?;
-    let client = &conn.client;
-    let targets = apply::resolve(objects, &kinds, &args.namespace)?;
-    apply::check_namespaces(client, &targets, &args.inventory_namespace, deadline).await?;
-    let inventory = apply::read_inventory(
-        client,
-        &args.inventory_namespace,
-        &args.source_name,
-        deadline,
-    )
-    .await?;
-    let extra = inventory
-        .as_ref()
-        .map(|i| i.objects.clone())
-        .unwrap_or_default();
-    let to_list = apply::kinds_to_list(&targets, &extra, &kinds);
-    let live = apply::list_managed(client, &to_list, &args.source_name, deadline).await?;
-    tracing::debug!(
-        elapsed_ms = ms(),
-        live = live.len(),
-        "managed objects listed"
-    );
-    let desired: BTreeSet<ObjectId> = targets.iter().map(|t| t.object.id.clone()).collect();
-    let managed_ids: BTreeSet<ObjectId> = live.keys().cloned().collect();
-    let orphans = apply::prune::select(&desired, &managed_ids)
-        .into_iter()
-        .filter_map(|id| {
-            live.get(&id)
-                .map(|(k, v)| (id.clone(), k.clone(), v.clone()))
-        })
-        .collect();
-    let managed = live.len();
-    let planned = apply::plan(targets, &live);
-    tracing::debug!(elapsed_ms = ms(), "planned");
-    Ok(Prepared {
-        conn,
-        commit,
-        planned,
-        orphans,
-        managed,
-        inventory,
-        deadline,
-    })
-}
-
-/// One row of the output.
-#[derive(Debug, Clone, serde::Serialize)]
-struct Row {
-    kind: String,
-    namespace: Option<String>,
-    name: String,
-    action: Action,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rollout: Option<RolloutRow>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    diff: Option<String>,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-struct RolloutRow {
-    cause: Cause,
-    revision: Option<u64>,
-    status: rollout::Status,
-}
-
-fn row(id: &ObjectId, action: Action) -> Row {
-    Row {
-        kind: id.kind.clone(),
-        namespace: id.namespace.clone(),
-        name: id.name.clone(),
-        action,
-        rollout: None,
-        diff: None,
-    }
+    Ok((conn, kinds, loaded, deadline))
 }
 
 /// Progress on stderr: a line per change, or on a terminal one live line that is replaced
@@ -275,154 +180,18 @@ fn progress_line(line: &str, done: bool) {
 }
 
 pub async fn run_sync(args: SyncArgs) -> anyhow::Result<Exit> {
-    let prepared = prepare(&args.cluster, &args.source).await?;
-    let result = sync_prepared(&args, &prepared).await;
-    prepared.conn.close().await;
-    result
+    let opts = args.options();
+    let (conn, kinds, loaded, deadline) = connect_and_load(&args.cluster, &opts).await?;
+    let result =
+        engine::sync_loaded(&conn.client, &kinds, loaded, &opts, deadline, &progress_line).await;
+    conn.close().await;
+    let report = result?;
+    print_sync(args.output, &report)?;
+    Ok(if report.failed { Exit::Changes } else { Exit::Ok })
 }
 
-async fn sync_prepared(args: &SyncArgs, p: &Prepared) -> anyhow::Result<Exit> {
-    let client = &p.conn.client;
-    let src = &args.source;
-    if args.prune {
-        apply::prune::guard(
-            p.planned.len(),
-            p.managed,
-            p.orphans.len(),
-            args.allow_mass_prune,
-        )?;
-    }
-    let mut rows: BTreeMap<ObjectId, Row> = BTreeMap::new();
-    if args.dry_run {
-        for pl in &p.planned {
-            rows.insert(
-                pl.target.object.id.clone(),
-                row(&pl.target.object.id, pl.action),
-            );
-        }
-        if args.prune {
-            for (id, _, _) in &p.orphans {
-                rows.insert(id.clone(), row(id, Action::Delete));
-            }
-        }
-        print_sync(args.output, &p.commit, &rows, true)?;
-        return Ok(Exit::Ok);
-    }
-    let written = apply::write(client, &p.planned, src.concurrency, p.deadline).await?;
-    for pl in &p.planned {
-        rows.insert(
-            pl.target.object.id.clone(),
-            row(&pl.target.object.id, pl.action),
-        );
-    }
-    let mut rollouts: BTreeMap<(String, String), (ObjectId, Cause)> = BTreeMap::new();
-    for w in &written {
-        if let Some(r) = rows.get_mut(&w.id) {
-            r.action = w.action;
-        }
-        if let (Some(cause), Some(ns)) = (apply::template_change(w), &w.id.namespace) {
-            rollouts.insert((ns.clone(), w.id.name.clone()), (w.id.clone(), cause));
-        }
-    }
-    let mut failed = false;
-    let mut status = "Synced";
-    if args.wait && !rollouts.is_empty() {
-        let targets: Vec<(String, String)> = rollouts.keys().cloned().collect();
-        let remaining = p.deadline.saturating_duration_since(Instant::now());
-        let outcomes = rollout::wait(
-            client,
-            &targets,
-            &apply::selector(&src.source_name),
-            remaining,
-            &progress_line,
-        )
-        .await?;
-        for o in outcomes {
-            let Some((id, cause)) = rollouts.get(&(o.namespace.clone(), o.name.clone())) else {
-                continue;
-            };
-            let mut cause = *cause;
-            if o.status == rollout::Status::Complete && cause == Cause::Template {
-                let deployment = written.iter().find(|w| &w.id == id).map(|w| &w.after);
-                if let Some(d) = deployment {
-                    let mut d = d.clone();
-                    if let (Some(rev), Some(meta)) = (o.revision, d.get_mut("metadata")) {
-                        meta["annotations"]["deployment.kubernetes.io/revision"] =
-                            Value::String(rev.to_string());
-                    }
-                    if apply::is_revert(client, &d, p.deadline).await {
-                        cause = Cause::Revert;
-                    }
-                }
-            }
-            if o.status != rollout::Status::Complete {
-                failed = true;
-                status = if o.status == rollout::Status::Failed {
-                    "RolloutFailed"
-                } else {
-                    "RolloutTimeout"
-                };
-            }
-            if let Some(r) = rows.get_mut(id) {
-                r.rollout = Some(RolloutRow {
-                    cause,
-                    revision: o.revision,
-                    status: o.status,
-                });
-            }
-        }
-    }
-    if args.prune && !p.orphans.is_empty() {
-        if failed {
-            tracing::warn!(
-                count = p.orphans.len(),
-                "a rollout did not complete: prune skipped"
-            );
-        } else {
-            let doomed: Vec<(ObjectId, Kind)> = p
-                .orphans
-                .iter()
-                .map(|(id, k, _)| (id.clone(), k.clone()))
-                .collect();
-            for id in apply::delete(client, &doomed, src.concurrency, p.deadline).await? {
-                rows.insert(id.clone(), row(&id, Action::Delete));
-            }
-        }
-    }
-    // The inventory: desired objects, plus orphans still alive (not pruned this time).
-    let mut objects: BTreeSet<ObjectId> = p
-        .planned
-        .iter()
-        .map(|pl| pl.target.object.id.clone())
-        .collect();
-    for (id, _, _) in &p.orphans {
-        if rows.get(id).is_none_or(|r| r.action != Action::Delete) {
-            objects.insert(id.clone());
-        }
-    }
-    let inv = Inventory {
-        source: src.source_name.clone(),
-        repo: src.repo.clone(),
-        path: src.path.clone(),
-        commit: p.commit.sha.clone(),
-        synced_at: jiff::Timestamp::now().to_string(),
-        status: status.to_string(),
-        objects,
-    };
-    if p.inventory.as_ref().is_none_or(|old| !old.same_as(&inv)) {
-        apply::write_inventory(client, &src.inventory_namespace, &inv, p.deadline).await?;
-    }
-    print_sync(args.output, &p.commit, &rows, false)?;
-    Ok(if failed { Exit::Changes } else { Exit::Ok })
-}
-
-fn print_sync(
-    output: Output,
-    commit: &Commit,
-    rows: &BTreeMap<ObjectId, Row>,
-    dry_run: bool,
-) -> anyhow::Result<()> {
-    let rows: Vec<&Row> = rows.values().collect();
+fn print_sync(output: Output, report: &engine::SyncReport) -> anyhow::Result<()> {
+    let (commit, rows, dry_run) = (&report.commit, &report.changes, report.dry_run);
     match output {
         Output::Json => {
             let doc = json!({"commit": commit.sha, "dryRun": dry_run, "changes": rows});
@@ -430,7 +199,7 @@ fn print_sync(
         }
         Output::Text => {
             let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-            for r in &rows {
+            for r in rows {
                 let word = match r.action {
                     Action::Create => "created",
                     Action::Update => "updated",
@@ -482,75 +251,23 @@ fn print_sync(
 }
 
 pub async fn run_diff(args: DiffArgs) -> anyhow::Result<Exit> {
-    let prepared = prepare(&args.cluster, &args.source).await?;
-    let result = diff_prepared(&args, &prepared).await;
-    prepared.conn.close().await;
-    result
-}
-
-async fn diff_prepared(args: &DiffArgs, p: &Prepared) -> anyhow::Result<Exit> {
-    use futures::{StreamExt, TryStreamExt};
-    let client = &p.conn.client;
-    let changed: Vec<&Planned> = p
-        .planned
-        .iter()
-        .filter(|pl| pl.action != Action::Unchanged)
-        .collect();
-    let deadline = p.deadline;
-    let mut rows: Vec<Row> = futures::stream::iter(changed)
-        .map(|pl| async move {
-            let before = match &pl.live {
-                Some(l) => Some(l.clone()),
-                None => apply::get_live(client, &pl.target, deadline).await?,
-            };
-            let written = apply::apply_one(client, pl, true, deadline).await?;
-            // Equal apart from server fields and the per-commit annotations: a sync would not
-            // change the object's content, so there is nothing to show.
-            if before.as_ref().map(crate::plan::comparable)
-                == Some(crate::plan::comparable(&written.after))
-            {
-                return Ok::<_, apply::ApplyError>(None);
-            }
-            let id = &pl.target.object.id;
-            let action = if before.is_some() {
-                Action::Update
-            } else {
-                Action::Create
-            };
-            let mut r = row(id, action);
-            r.diff = Some(crate::plan::unified_diff(
-                before.as_ref(),
-                Some(&written.after),
-                &crate::plan::label(id),
-            ));
-            Ok(Some(r))
-        })
-        .buffer_unordered(args.source.concurrency.max(1))
-        .try_filter_map(|r| async move { Ok(r) })
-        .try_collect()
-        .await?;
-    for (id, _, live) in &p.orphans {
-        let mut r = row(id, Action::Delete);
-        r.diff = Some(crate::plan::unified_diff(
-            Some(live),
-            None,
-            &crate::plan::label(id),
-        ));
-        rows.push(r);
-    }
-    rows.sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
+    let opts = args.source.options();
+    let (conn, kinds, loaded, deadline) = connect_and_load(&args.cluster, &opts).await?;
+    let result = engine::diff_loaded(&conn.client, &kinds, loaded, &opts, deadline).await;
+    conn.close().await;
+    let report = result?;
     match args.output {
         Output::Json => {
-            let doc = json!({"commit": p.commit.sha, "changes": rows});
+            let doc = json!({"commit": report.commit.sha, "changes": report.changes});
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
         Output::Text => {
-            for r in &rows {
+            for r in &report.changes {
                 print!("{}", r.diff.as_deref().unwrap_or_default());
             }
         }
     }
-    Ok(if rows.is_empty() {
+    Ok(if report.changes.is_empty() {
         Exit::Ok
     } else {
         Exit::Changes
@@ -599,27 +316,5 @@ mod tests {
         };
         assert_eq!(d.output, Output::Json);
         assert_eq!(d.source.rev, "main");
-    }
-
-    #[test]
-    fn json_rows() {
-        let id = ObjectId {
-            group: "".into(),
-            version: "v1".into(),
-            kind: "ConfigMap".into(),
-            namespace: None,
-            name: "a".into(),
-        };
-        let mut r = row(&id, Action::Update);
-        r.rollout = Some(RolloutRow {
-            cause: Cause::Config,
-            revision: Some(2),
-            status: rollout::Status::Complete,
-        });
-        assert_eq!(
-            serde_json::to_value(&r).unwrap(),
-            json!({"kind": "ConfigMap", "namespace": null, "name": "a", "action": "update",
-                "rollout": {"cause": "config", "revision": 2, "status": "complete"}})
-        );
     }
 }

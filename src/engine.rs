@@ -1,0 +1,598 @@
+//! The sync engine: one sync (or one diff) of one source at one commit, as a library call.
+//!
+//! Owns the orchestration of the stages (source → manifest → transform → apply → rollout →
+//! inventory) and returns plain reports. Must not: print, choose exit codes or parse flags
+//! (the CLI and the agent do that), write anything before the whole commit is validated, or
+//! decide what the stages decide (no-op detection, ordering, prune selection live in `apply`).
+use crate::apply::{self, Action, Cause, Kind, Planned, inventory::Inventory};
+use crate::manifest::{self, ObjectId};
+use crate::rollout;
+use crate::source::{self, Commit};
+use crate::transform;
+use kube::Client;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// What to sync and how. Built by the CLI from flags and by the agent from its config.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Source name: the value of the `kubesync.io/source` ownership label (prune scope).
+    pub source_name: String,
+    /// Where the repository is and how to reach it.
+    pub repo: source::RepoSpec,
+    /// Branch, tag or sha.
+    pub rev: String,
+    /// Folder of manifests inside the repository.
+    pub path: String,
+    /// Namespace for namespaced objects that name none.
+    pub namespace: String,
+    /// Namespace of the inventory ConfigMap `kubesync-inventory-<source>`.
+    pub inventory_namespace: String,
+    /// Delete objects of this source that the commit no longer contains.
+    pub prune: bool,
+    /// Allow a prune that removes more than half of the managed objects.
+    pub allow_mass_prune: bool,
+    /// Wait for the rollouts of Deployments whose pod template changed.
+    pub wait: bool,
+    /// Deadline of the whole sync: API retries and rollout waits.
+    pub timeout: Duration,
+    /// Concurrent requests within a stage.
+    pub concurrency: usize,
+    /// Do everything up to the writes and say what would happen.
+    pub dry_run: bool,
+    /// Undo a failed rollout to the last complete revision (not yet implemented: ignored).
+    pub rollback_on_failure: bool,
+    /// Re-apply a commit even if it is held (not yet implemented: ignored).
+    pub force: bool,
+    /// If non-empty, the only namespaces the commit may write to.
+    pub allowed_namespaces: Vec<String>,
+    /// If non-empty, the only kinds the commit may contain.
+    pub allowed_kinds: Vec<String>,
+}
+
+impl SyncOptions {
+    /// Options with the CLI defaults for a local or remote repository.
+    pub fn new(source_name: impl Into<String>, repo: source::RepoSpec) -> Self {
+        SyncOptions {
+            source_name: source_name.into(),
+            repo,
+            rev: "HEAD".into(),
+            path: ".".into(),
+            namespace: "default".into(),
+            inventory_namespace: "default".into(),
+            prune: false,
+            allow_mass_prune: false,
+            wait: true,
+            timeout: Duration::from_secs(300),
+            concurrency: 16,
+            dry_run: false,
+            rollback_on_failure: false,
+            force: false,
+            allowed_namespaces: Vec::new(),
+            allowed_kinds: Vec::new(),
+        }
+    }
+
+    /// A repository spec with default credentials (none) and cache dir.
+    pub fn repo_spec(url: impl Into<String>, cache_dir: impl Into<PathBuf>) -> source::RepoSpec {
+        source::RepoSpec {
+            url: url.into(),
+            cache_dir: cache_dir.into(),
+            credentials: source::Credentials::default(),
+        }
+    }
+}
+
+/// Why a sync or diff could not run to the end (a failed rollout is not an error: it is in
+/// the report).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Source(#[from] source::SourceError),
+    #[error("the git task failed")]
+    GitTask(#[from] tokio::task::JoinError),
+    #[error("commit {commit} is invalid; nothing was written")]
+    Invalid {
+        commit: String,
+        #[source]
+        errors: manifest::LoadErrors,
+    },
+    #[error("{object} is not allowed for source {source_name}: {reason}; nothing was written")]
+    NotAllowed {
+        source_name: String,
+        object: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Apply(#[from] apply::ApplyError),
+    #[error(transparent)]
+    Prune(#[from] apply::prune::PruneRefused),
+    #[error(transparent)]
+    Rollout(#[from] rollout::WaitError),
+}
+
+/// The rollout a sync caused in one Deployment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RolloutReport {
+    pub cause: Cause,
+    pub revision: Option<u64>,
+    pub status: rollout::Status,
+}
+
+/// One object the sync or diff touched (or would touch).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChangeReport {
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub action: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutReport>,
+    /// Unified diff (diff only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+impl ChangeReport {
+    pub fn new(id: &ObjectId, action: Action) -> Self {
+        ChangeReport {
+            kind: id.kind.clone(),
+            namespace: id.namespace.clone(),
+            name: id.name.clone(),
+            action,
+            rollout: None,
+            diff: None,
+        }
+    }
+}
+
+/// The result of one sync.
+#[derive(Debug, Clone)]
+pub struct SyncReport {
+    pub commit: Commit,
+    pub dry_run: bool,
+    /// Sorted by object identity.
+    pub changes: Vec<ChangeReport>,
+    /// `Synced`, `RolloutFailed` or `RolloutTimeout` (also written to the inventory).
+    pub status: String,
+    /// A rollout did not complete.
+    pub failed: bool,
+    /// Objects written (created or updated) by this sync.
+    pub applied: usize,
+    /// Objects deleted by prune.
+    pub pruned: usize,
+}
+
+/// The result of one diff.
+#[derive(Debug, Clone)]
+pub struct DiffReport {
+    pub commit: Commit,
+    /// Only objects that differ, sorted by kind, namespace, name; each with its `diff`.
+    pub changes: Vec<ChangeReport>,
+}
+
+/// A commit read and validated, not yet compared with the cluster.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub commit: Commit,
+    pub objects: Vec<manifest::Object>,
+}
+
+/// Reads the commit (git2 is blocking: a blocking task), loads, validates and transforms
+/// its objects. Touches no cluster, so callers can overlap it with connecting.
+pub async fn load(opts: &SyncOptions) -> Result<Loaded, EngineError> {
+    let spec = opts.repo.clone();
+    let (rev, path) = (opts.rev.clone(), opts.path.clone());
+    let snapshot =
+        tokio::task::spawn_blocking(move || -> Result<source::Snapshot, source::SourceError> {
+            let repo = source::Repo::open(&spec)?;
+            repo.fetch()?;
+            let commit = repo.resolve(&rev)?;
+            repo.snapshot(&commit, &path)
+        })
+        .await??;
+    let options = manifest::LoadOptions {
+        default_namespace: opts.namespace.clone(),
+        ..Default::default()
+    };
+    let mut objects =
+        manifest::load(&snapshot, &options).map_err(|errors| EngineError::Invalid {
+            commit: snapshot.commit.short().to_string(),
+            errors,
+        })?;
+    check_allowed(opts, &objects)?;
+    let ctx = transform::Context {
+        source: opts.source_name.clone(),
+        commit: snapshot.commit.clone(),
+    };
+    transform::apply(&mut objects, &ctx);
+    Ok(Loaded {
+        commit: snapshot.commit,
+        objects,
+    })
+}
+
+/// Refuses a commit with an object outside the source's allowed namespaces or kinds.
+fn check_allowed(opts: &SyncOptions, objects: &[manifest::Object]) -> Result<(), EngineError> {
+    for o in objects {
+        let id = &o.id;
+        let refuse = |reason: String| EngineError::NotAllowed {
+            source_name: opts.source_name.clone(),
+            object: apply::display(id),
+            reason,
+        };
+        if !opts.allowed_kinds.is_empty() && !opts.allowed_kinds.iter().any(|k| k == &id.kind) {
+            return Err(refuse(format!("kind {} is not in allowedKinds", id.kind)));
+        }
+        if !opts.allowed_namespaces.is_empty() {
+            let ns = id.namespace.as_deref().unwrap_or(&opts.namespace);
+            let cluster_scoped_ns = id.kind == "Namespace";
+            let name = if cluster_scoped_ns {
+                id.name.as_str()
+            } else {
+                ns
+            };
+            if !opts.allowed_namespaces.iter().any(|a| a == name) {
+                return Err(refuse(format!("namespace {name} is not in allowedNamespaces")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Everything known before the first write.
+struct Prepared {
+    commit: Commit,
+    planned: Vec<Planned>,
+    /// Managed live objects the commit no longer contains, in deletion order.
+    orphans: Vec<(ObjectId, Kind, Value)>,
+    /// Number of live objects managed by this source.
+    managed: usize,
+    inventory: Option<Inventory>,
+    deadline: Instant,
+}
+
+async fn prepare(
+    client: &Client,
+    kinds: &apply::Kinds,
+    loaded: Loaded,
+    opts: &SyncOptions,
+    deadline: Instant,
+) -> Result<Prepared, EngineError> {
+    let started = Instant::now();
+    let ms = || started.elapsed().as_millis() as u64;
+    let Loaded { commit, objects } = loaded;
+    let targets = apply::resolve(objects, kinds, &opts.namespace)?;
+    apply::check_namespaces(client, &targets, &opts.inventory_namespace, deadline).await?;
+    let inventory = apply::read_inventory(
+        client,
+        &opts.inventory_namespace,
+        &opts.source_name,
+        deadline,
+    )
+    .await?;
+    let extra = inventory
+        .as_ref()
+        .map(|i| i.objects.clone())
+        .unwrap_or_default();
+    let to_list = apply::kinds_to_list(&targets, &extra, kinds);
+    let live = apply::list_managed(client, &to_list, &opts.source_name, deadline).await?;
+    tracing::debug!(
+        elapsed_ms = ms(),
+        live = live.len(),
+        "managed objects listed"
+    );
+    let desired: BTreeSet<ObjectId> = targets.iter().map(|t| t.object.id.clone()).collect();
+    let managed_ids: BTreeSet<ObjectId> = live.keys().cloned().collect();
+    let orphans = apply::prune::select(&desired, &managed_ids)
+        .into_iter()
+        .filter_map(|id| {
+            live.get(&id)
+                .map(|(k, v)| (id.clone(), k.clone(), v.clone()))
+        })
+        .collect();
+    let managed = live.len();
+    let planned = apply::plan(targets, &live);
+    tracing::debug!(elapsed_ms = ms(), "planned");
+    Ok(Prepared {
+        commit,
+        planned,
+        orphans,
+        managed,
+        inventory,
+        deadline,
+    })
+}
+
+/// Syncs one source at one commit: load, validate, apply, wait for rollouts, prune, record
+/// the inventory. `on_progress(line, done)` gets a line each time a rollout's progress changes.
+pub async fn sync(
+    client: &Client,
+    opts: &SyncOptions,
+    on_progress: &(dyn Fn(&str, bool) + Sync),
+) -> Result<SyncReport, EngineError> {
+    let deadline = Instant::now() + opts.timeout;
+    let (loaded, kinds) = tokio::join!(load(opts), apply::Kinds::discover(client, deadline));
+    let loaded = loaded?;
+    sync_loaded(client, &kinds?, loaded, opts, deadline, on_progress).await
+}
+
+/// [`sync`] of a commit already loaded, with kinds already discovered (the CLI overlaps
+/// reading git with connecting to the cluster).
+pub async fn sync_loaded(
+    client: &Client,
+    kinds: &apply::Kinds,
+    loaded: Loaded,
+    opts: &SyncOptions,
+    deadline: Instant,
+    on_progress: &(dyn Fn(&str, bool) + Sync),
+) -> Result<SyncReport, EngineError> {
+    let p = prepare(client, kinds, loaded, opts, deadline).await?;
+    if opts.prune {
+        apply::prune::guard(
+            p.planned.len(),
+            p.managed,
+            p.orphans.len(),
+            opts.allow_mass_prune,
+        )?;
+    }
+    let mut rows: BTreeMap<ObjectId, ChangeReport> = BTreeMap::new();
+    if opts.dry_run {
+        for pl in &p.planned {
+            rows.insert(
+                pl.target.object.id.clone(),
+                ChangeReport::new(&pl.target.object.id, pl.action),
+            );
+        }
+        if opts.prune {
+            for (id, _, _) in &p.orphans {
+                rows.insert(id.clone(), ChangeReport::new(id, Action::Delete));
+            }
+        }
+        return Ok(SyncReport {
+            commit: p.commit,
+            dry_run: true,
+            changes: rows.into_values().collect(),
+            status: "Synced".into(),
+            failed: false,
+            applied: 0,
+            pruned: 0,
+        });
+    }
+    let written = apply::write(client, &p.planned, opts.concurrency, p.deadline).await?;
+    for pl in &p.planned {
+        rows.insert(
+            pl.target.object.id.clone(),
+            ChangeReport::new(&pl.target.object.id, pl.action),
+        );
+    }
+    let mut rollouts: BTreeMap<(String, String), (ObjectId, Cause)> = BTreeMap::new();
+    for w in &written {
+        if let Some(r) = rows.get_mut(&w.id) {
+            r.action = w.action;
+        }
+        if let (Some(cause), Some(ns)) = (apply::template_change(w), &w.id.namespace) {
+            rollouts.insert((ns.clone(), w.id.name.clone()), (w.id.clone(), cause));
+        }
+    }
+    let applied = rows
+        .values()
+        .filter(|r| matches!(r.action, Action::Create | Action::Update))
+        .count();
+    let mut failed = false;
+    let mut status = "Synced";
+    if opts.wait && !rollouts.is_empty() {
+        let targets: Vec<(String, String)> = rollouts.keys().cloned().collect();
+        let remaining = p.deadline.saturating_duration_since(Instant::now());
+        let outcomes = rollout::wait(
+            client,
+            &targets,
+            &apply::selector(&opts.source_name),
+            remaining,
+            on_progress,
+        )
+        .await?;
+        for o in outcomes {
+            let Some((id, cause)) = rollouts.get(&(o.namespace.clone(), o.name.clone())) else {
+                continue;
+            };
+            let mut cause = *cause;
+            if o.status == rollout::Status::Complete && cause == Cause::Template {
+                let deployment = written.iter().find(|w| &w.id == id).map(|w| &w.after);
+                if let Some(d) = deployment {
+                    let mut d = d.clone();
+                    if let (Some(rev), Some(meta)) = (o.revision, d.get_mut("metadata")) {
+                        meta["annotations"]["deployment.kubernetes.io/revision"] =
+                            Value::String(rev.to_string());
+                    }
+                    if apply::is_revert(client, &d, p.deadline).await {
+                        cause = Cause::Revert;
+                    }
+                }
+            }
+            if o.status != rollout::Status::Complete {
+                failed = true;
+                status = if o.status == rollout::Status::Failed {
+                    "RolloutFailed"
+                } else {
+                    "RolloutTimeout"
+                };
+            }
+            if let Some(r) = rows.get_mut(id) {
+                r.rollout = Some(RolloutReport {
+                    cause,
+                    revision: o.revision,
+                    status: o.status,
+                });
+            }
+        }
+    }
+    let mut pruned = 0;
+    if opts.prune && !p.orphans.is_empty() {
+        if failed {
+            tracing::warn!(
+                count = p.orphans.len(),
+                "a rollout did not complete: prune skipped"
+            );
+        } else {
+            let doomed: Vec<(ObjectId, Kind)> = p
+                .orphans
+                .iter()
+                .map(|(id, k, _)| (id.clone(), k.clone()))
+                .collect();
+            for id in apply::delete(client, &doomed, opts.concurrency, p.deadline).await? {
+                pruned += 1;
+                rows.insert(id.clone(), ChangeReport::new(&id, Action::Delete));
+            }
+        }
+    }
+    // The inventory: desired objects, plus orphans still alive (not pruned this time).
+    let mut objects: BTreeSet<ObjectId> = p
+        .planned
+        .iter()
+        .map(|pl| pl.target.object.id.clone())
+        .collect();
+    for (id, _, _) in &p.orphans {
+        if rows.get(id).is_none_or(|r| r.action != Action::Delete) {
+            objects.insert(id.clone());
+        }
+    }
+    let inv = Inventory {
+        source: opts.source_name.clone(),
+        repo: opts.repo.url.clone(),
+        path: opts.path.clone(),
+        commit: p.commit.sha.clone(),
+        synced_at: jiff::Timestamp::now().to_string(),
+        status: status.to_string(),
+        objects,
+    };
+    if p.inventory.as_ref().is_none_or(|old| !old.same_as(&inv)) {
+        apply::write_inventory(client, &opts.inventory_namespace, &inv, p.deadline).await?;
+    }
+    Ok(SyncReport {
+        commit: p.commit,
+        dry_run: false,
+        changes: rows.into_values().collect(),
+        status: status.to_string(),
+        failed,
+        applied,
+        pruned,
+    })
+}
+
+/// Shows what a sync would change in the live cluster (server-side apply dry-run), writing
+/// nothing. Orphans (managed objects the commit no longer contains) show as deletes.
+pub async fn diff(client: &Client, opts: &SyncOptions) -> Result<DiffReport, EngineError> {
+    let deadline = Instant::now() + opts.timeout;
+    let (loaded, kinds) = tokio::join!(load(opts), apply::Kinds::discover(client, deadline));
+    let loaded = loaded?;
+    diff_loaded(client, &kinds?, loaded, opts, deadline).await
+}
+
+/// [`diff`] of a commit already loaded, with kinds already discovered.
+pub async fn diff_loaded(
+    client: &Client,
+    kinds: &apply::Kinds,
+    loaded: Loaded,
+    opts: &SyncOptions,
+    deadline: Instant,
+) -> Result<DiffReport, EngineError> {
+    use futures::{StreamExt, TryStreamExt};
+    let p = prepare(client, kinds, loaded, opts, deadline).await?;
+    let changed: Vec<&Planned> = p
+        .planned
+        .iter()
+        .filter(|pl| pl.action != Action::Unchanged)
+        .collect();
+    let deadline = p.deadline;
+    let mut rows: Vec<ChangeReport> = futures::stream::iter(changed)
+        .map(|pl| async move {
+            let before = match &pl.live {
+                Some(l) => Some(l.clone()),
+                None => apply::get_live(client, &pl.target, deadline).await?,
+            };
+            let written = apply::apply_one(client, pl, true, deadline).await?;
+            // Equal apart from server fields and the per-commit annotations: a sync would not
+            // change the object's content, so there is nothing to show.
+            if before.as_ref().map(crate::plan::comparable)
+                == Some(crate::plan::comparable(&written.after))
+            {
+                return Ok::<_, apply::ApplyError>(None);
+            }
+            let id = &pl.target.object.id;
+            let action = if before.is_some() {
+                Action::Update
+            } else {
+                Action::Create
+            };
+            let mut r = ChangeReport::new(id, action);
+            r.diff = Some(crate::plan::unified_diff(
+                before.as_ref(),
+                Some(&written.after),
+                &crate::plan::label(id),
+            ));
+            Ok(Some(r))
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .try_filter_map(|r| async move { Ok(r) })
+        .try_collect()
+        .await?;
+    for (id, _, live) in &p.orphans {
+        let mut r = ChangeReport::new(id, Action::Delete);
+        r.diff = Some(crate::plan::unified_diff(
+            Some(live),
+            None,
+            &crate::plan::label(id),
+        ));
+        rows.push(r);
+    }
+    rows.sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
+    Ok(DiffReport {
+        commit: p.commit,
+        changes: rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn opts() -> SyncOptions {
+        SyncOptions::new("s", SyncOptions::repo_spec(".", "/tmp/cache"))
+    }
+
+    #[test]
+    fn change_report_json() {
+        let id = ObjectId {
+            group: "".into(),
+            version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: None,
+            name: "a".into(),
+        };
+        let mut r = ChangeReport::new(&id, Action::Update);
+        r.rollout = Some(RolloutReport {
+            cause: Cause::Config,
+            revision: Some(2),
+            status: rollout::Status::Complete,
+        });
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({"kind": "ConfigMap", "namespace": null, "name": "a", "action": "update",
+                "rollout": {"cause": "config", "revision": 2, "status": "complete"}})
+        );
+    }
+
+    #[test]
+    fn defaults_match_the_cli() {
+        let o = opts();
+        assert_eq!(o.rev, "HEAD");
+        assert_eq!(o.concurrency, 16);
+        assert!(o.wait && !o.prune && !o.dry_run);
+        assert!(o.allowed_kinds.is_empty() && o.allowed_namespaces.is_empty());
+    }
+}
