@@ -203,7 +203,6 @@ pub async fn load(opts: &SyncOptions) -> Result<Loaded, EngineError> {
             commit: snapshot.commit.short().to_string(),
             errors,
         })?;
-    check_allowed(opts, &objects)?;
     let ctx = transform::Context {
         source: opts.source_name.clone(),
         commit: snapshot.commit.clone(),
@@ -215,10 +214,12 @@ pub async fn load(opts: &SyncOptions) -> Result<Loaded, EngineError> {
     })
 }
 
-/// Refuses a commit with an object outside the source's allowed namespaces or kinds.
-fn check_allowed(opts: &SyncOptions, objects: &[manifest::Object]) -> Result<(), EngineError> {
-    for o in objects {
-        let id = &o.id;
+/// Refuses a commit with an object outside the source's allowed kinds or namespaces (after
+/// `resolve`, so cluster-scoped objects have no namespace). With `allowed_namespaces` set, a
+/// cluster-scoped object is refused unless it is a Namespace named in the list.
+fn check_allowed(opts: &SyncOptions, targets: &[apply::Target]) -> Result<(), EngineError> {
+    for t in targets {
+        let id = &t.object.id;
         let refuse = |reason: String| EngineError::NotAllowed {
             source_name: opts.source_name.clone(),
             object: apply::display(id),
@@ -227,17 +228,22 @@ fn check_allowed(opts: &SyncOptions, objects: &[manifest::Object]) -> Result<(),
         if !opts.allowed_kinds.is_empty() && !opts.allowed_kinds.iter().any(|k| k == &id.kind) {
             return Err(refuse(format!("kind {} is not in allowedKinds", id.kind)));
         }
-        if !opts.allowed_namespaces.is_empty() {
-            let ns = id.namespace.as_deref().unwrap_or(&opts.namespace);
-            let cluster_scoped_ns = id.kind == "Namespace";
-            let name = if cluster_scoped_ns {
-                id.name.as_str()
-            } else {
-                ns
-            };
-            if !opts.allowed_namespaces.iter().any(|a| a == name) {
-                return Err(refuse(format!("namespace {name} is not in allowedNamespaces")));
+        if opts.allowed_namespaces.is_empty() {
+            continue;
+        }
+        let ns = match (&id.namespace, id.kind.as_str()) {
+            (Some(ns), _) => ns.as_str(),
+            (None, "Namespace") => id.name.as_str(),
+            (None, _) => {
+                return Err(refuse(
+                    "cluster-scoped objects are not allowed when allowedNamespaces is set".into(),
+                ));
             }
+        };
+        if !opts.allowed_namespaces.iter().any(|a| a == ns) {
+            return Err(refuse(format!(
+                "namespace {ns} is not in allowedNamespaces"
+            )));
         }
     }
     Ok(())
@@ -266,6 +272,7 @@ async fn prepare(
     let ms = || started.elapsed().as_millis() as u64;
     let Loaded { commit, objects } = loaded;
     let targets = apply::resolve(objects, kinds, &opts.namespace)?;
+    check_allowed(opts, &targets)?;
     apply::check_namespaces(client, &targets, &opts.inventory_namespace, deadline).await?;
     let inventory = apply::read_inventory(
         client,

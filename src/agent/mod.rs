@@ -19,14 +19,9 @@ pub mod git;
 pub mod metrics;
 pub mod server;
 pub mod status;
+pub mod syncer;
 pub mod webhook;
 mod worker;
-
-/// Compile and test `cli/run.rs` until `cli/mod.rs` declares it (then remove this).
-#[cfg(test)]
-#[allow(dead_code)]
-#[path = "../cli/run.rs"]
-mod cli_run;
 
 pub use config::{AgentConfig, GitCredentials, SourceConfig};
 pub use election::Role;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 pub mod cluster;
 pub mod history;
 pub mod preview;
+pub mod run;
 pub mod sync;
 
 /// Exit status of a command that ran to the end (errors are always 2).
@@ -50,6 +51,8 @@ pub enum Command {
     Sync(sync::SyncArgs),
     /// Show what a sync would change in the live cluster (server-side apply dry-run).
     Diff(sync::DiffArgs),
+    /// Run the agent: keep syncing sources as git moves and the cluster drifts.
+    Run(run::Args),
     /// List a Deployment's revisions with their ReplicaSets, images and git commits.
     History(history::Args),
     /// Run the embedded kubesim cluster for kubectl and other tools.
@@ -77,6 +80,7 @@ pub fn main() -> ExitCode {
             Command::Sync(args) => sync::run_sync(args).await,
             Command::Diff(args) => sync::run_diff(args).await,
             Command::History(args) => history::run(args).await,
+            Command::Run(args) => run::run_command(args).await,
             #[cfg(feature = "embedded-cluster")]
             Command::Cluster(args) => cluster::run(args).await,
         }

@@ -14,6 +14,9 @@ use crate::cli::Exit;
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Args {
+    /// Which cluster to sync to (as for `kubesync sync`).
+    #[command(flatten)]
+    pub cluster: crate::cli::sync::ClusterArgs,
     /// Agent configuration file (YAML, see docs/operations.md). Exclusive with --repo.
     #[arg(long, short = 'c', env = "KUBESYNC_CONFIG", conflicts_with = "repo")]
     pub config: Option<PathBuf>,
@@ -111,6 +114,24 @@ impl Args {
         let config = raw.validate(defaults)?;
         Ok(config)
     }
+}
+
+/// `kubesync run`: connect to the cluster the flags select, and run the agent with the sync
+/// engine ([`agent::syncer::EngineSyncer`]) until SIGTERM or Ctrl-C.
+pub async fn run_command(args: Args) -> anyhow::Result<Exit> {
+    let config = args.to_config(&Defaults::from_env())?;
+    let env = crate::cluster::Environment::from_process(
+        args.cluster.kubeconfig.clone(),
+        Some(args.cluster.state.clone()),
+    );
+    let conn = crate::cluster::connect(&env, args.cluster.context.as_deref()).await?;
+    let syncer = Arc::new(agent::syncer::EngineSyncer::new(
+        conn.client.clone(),
+        &config,
+    ));
+    let result = run(args, conn.client.clone(), syncer).await;
+    conn.close().await;
+    result
 }
 
 /// Run the agent with the given cluster client and sync engine until SIGTERM or Ctrl-C.

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Which cluster to talk to.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct ClusterArgs {
     /// Path to a kubeconfig file (else `KUBECONFIG`, `~/.kube/config`, in-cluster, embedded).
     #[arg(long)]

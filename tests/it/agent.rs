@@ -676,3 +676,132 @@ async fn shutdown_abandons_a_sync_that_outlives_the_grace_period() {
     assert!(dropped.try_recv().is_ok(), "the hanging sync was dropped");
     assert_eq!(holder(&client).await, None, "and the lease released");
 }
+
+/// The `kubesync_sync_total{source, result="ok"}` counter in a `/metrics` body (0 if absent).
+fn ok_syncs(metrics: &str, source: &str) -> u64 {
+    let prefix = format!(r#"kubesync_sync_total{{source="{source}",result="ok"}} "#);
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Kills the agent process when the test ends, however it ends.
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The real binary: `kubesync run --repo <local repo> --kubeconfig <kubesim>` syncs the
+/// commit on start, syncs a new local commit within seconds, and counts both in `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_binary_runs_the_agent_on_the_sync_engine() {
+    let sim = crate::sync::Sim::start().await;
+    let repo = crate::support::Repo::new();
+    repo.commit(
+        "apps/cm.yaml",
+        &crate::support::config_map("e2e", &[("v", "1")]),
+    );
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let child = std::process::Command::new(crate::support::kubesync_bin())
+        .args(["run", "--repo", &repo.path_string(), "--path", "apps"])
+        .args(["--name", "e2e", "--interval", "1s", "--no-leader-election"])
+        .args(["--listen", &addr.to_string()])
+        .arg("--kubeconfig")
+        .arg(&sim.kubeconfig)
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBESYNC_CONFIG")
+        .env("HOME", sim.home.path())
+        .env("KUBESYNC_LOG", "warn")
+        .current_dir(sim.home.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("kubesync run starts");
+    let _child = Child(child);
+    let cms: Api<ConfigMap> = Api::namespaced(sim.client.clone(), "default");
+    let value = |cms: Api<ConfigMap>| async move {
+        cms.get_opt("e2e")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.data)
+            .and_then(|d| d.get("v").cloned())
+    };
+    eventually("the first commit in the cluster", || {
+        let cms = cms.clone();
+        async move { value(cms).await.as_deref() == Some("1") }
+    })
+    .await;
+    let metrics = |addr| async move { http(addr, "GET", "/metrics", &[], b"").await.1 };
+    eventually("the first sync counted", || async move {
+        ok_syncs(&metrics(addr).await, "e2e") >= 1
+    })
+    .await;
+    let first = ok_syncs(&metrics(addr).await, "e2e");
+    repo.commit(
+        "apps/cm.yaml",
+        &crate::support::config_map("e2e", &[("v", "2")]),
+    );
+    let started = tokio::time::Instant::now();
+    eventually("the new commit in the cluster", || {
+        let cms = cms.clone();
+        async move { value(cms).await.as_deref() == Some("2") }
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    eventually("the second sync counted", || async move {
+        ok_syncs(&metrics(addr).await, "e2e") > first
+    })
+    .await;
+}
+
+/// The engine adapter refuses an object outside the source's allowed namespaces before
+/// writing anything, naming the object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_syncer_enforces_allowed_namespaces_before_any_write() {
+    let (_cluster, client) = cluster().await;
+    let repo = crate::support::Repo::new();
+    let sha = repo.commit_files(
+        &[
+            ("a.yaml", &crate::support::config_map("ok", &[("v", "1")])),
+            (
+                "b.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bad, namespace: kube-system}\n",
+            ),
+        ],
+        "two config maps",
+    );
+    let config = RawConfig::from_yaml(&format!(
+        "leaderElection: {{enabled: false}}\nsources: [{{name: pol, repo: '{}', allowedNamespaces: [default]}}]\n",
+        repo.path_string()
+    ))
+    .unwrap()
+    .validate(&Defaults {
+        identity: "t".into(),
+        namespace: "default".into(),
+    })
+    .unwrap();
+    let syncer = agent::syncer::EngineSyncer::new(client.clone(), &config);
+    let err = syncer
+        .sync(&config.sources[0], &sha)
+        .await
+        .expect_err("refused");
+    assert_eq!(err.kind, "policy");
+    assert!(err.message.contains("ConfigMap kube-system/bad"), "{err}");
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    assert!(
+        cms.get_opt("ok").await.unwrap().is_none(),
+        "nothing written"
+    );
+}

@@ -1,0 +1,197 @@
+//! [`EngineSyncer`]: the agent's [`Syncer`] seam implemented on the sync engine
+//! ([`crate::engine`]). Turns a [`SourceConfig`] (plus the agent's cache dir and inventory
+//! namespace) into [`engine::SyncOptions`] and the engine's report into a [`SyncResult`].
+//!
+//! Must not: apply anything itself, or decide policy (allowed namespaces/kinds are enforced
+//! by the engine before any write; this only passes them on).
+use super::{BoxFuture, Progress, RolloutResult, SourceConfig, SyncFailure, SyncResult, Syncer};
+use crate::engine::{self, EngineError};
+use crate::rollout;
+use crate::source;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Syncs through [`engine::sync`] with one shared client.
+#[derive(Clone)]
+pub struct EngineSyncer {
+    pub client: kube::Client,
+    /// Clones of remote repositories go under `<cache_dir>/<source name>`.
+    pub cache_dir: PathBuf,
+    /// Namespace of the `kubesync-inventory-<source>` ConfigMaps.
+    pub inventory_namespace: String,
+    /// Deadline of one sync (API retries and rollout waits).
+    pub timeout: Duration,
+}
+
+impl EngineSyncer {
+    /// A syncer using the agent config's cache dir and inventory namespace.
+    pub fn new(client: kube::Client, config: &super::AgentConfig) -> Self {
+        EngineSyncer {
+            client,
+            cache_dir: config.cache_dir.clone(),
+            inventory_namespace: config.inventory_namespace.clone(),
+            timeout: Duration::from_secs(600),
+        }
+    }
+
+    /// The engine options for syncing `source` at `commit`.
+    pub fn options(&self, source: &SourceConfig, commit: &str) -> engine::SyncOptions {
+        let repo = source::RepoSpec {
+            url: source.repo.clone(),
+            cache_dir: self.cache_dir.join(&source.name),
+            credentials: source::Credentials {
+                token_file: source.credentials.token_file.clone(),
+                ssh_key: source.credentials.ssh_key.clone(),
+                known_hosts: source.credentials.known_hosts.clone(),
+            },
+        };
+        let mut o = engine::SyncOptions::new(source.name.clone(), repo);
+        o.rev = commit.to_owned();
+        o.path = source.path.clone();
+        if let Some(ns) = &source.namespace {
+            o.namespace = ns.clone();
+        }
+        o.inventory_namespace = self.inventory_namespace.clone();
+        o.prune = source.prune;
+        o.wait = true;
+        o.timeout = self.timeout;
+        o.rollback_on_failure = source.rollback_on_failure;
+        o.allowed_namespaces = source.allowed_namespaces.clone();
+        o.allowed_kinds = source.allowed_kinds.clone();
+        o
+    }
+
+    /// Runs the engine on a blocking thread (`Handle::block_on`): the engine's futures are
+    /// not provably `Send` (higher-ranked closures in `apply`), which the seam requires. If
+    /// the returned future is dropped (lost lease, shutdown), the `cancel` sender drops and
+    /// the engine future is dropped at its next await point too.
+    async fn run(
+        &self,
+        source: &SourceConfig,
+        commit: &str,
+        progress: &Progress,
+    ) -> Result<SyncResult, SyncFailure> {
+        let opts = self.options(source, commit);
+        let client = self.client.clone();
+        let progress_in = progress.clone();
+        let handle = tokio::runtime::Handle::current();
+        let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::task::spawn_blocking(move || {
+            let on_progress = |line: &str, done: bool| {
+                if let Some(d) = deployment_of(line)
+                    && !done
+                {
+                    progress_in.rollout_started(d);
+                }
+            };
+            handle.block_on(async {
+                tokio::select! {
+                    r = engine::sync(&client, &opts, &on_progress) => Some(r),
+                    _ = cancelled => None,
+                }
+            })
+        });
+        let outcome = task
+            .await
+            .map_err(|e| SyncFailure::new("engine", format!("the sync task failed: {e}")))?;
+        drop(cancel);
+        let report = match outcome {
+            Some(r) => r.map_err(failure)?,
+            None => return Err(SyncFailure::new("engine", "the sync was cancelled")),
+        };
+        let mut rollouts = Vec::new();
+        for c in &report.changes {
+            let (Some(r), Some(ns)) = (&c.rollout, &c.namespace) else {
+                continue;
+            };
+            let result = match r.status {
+                rollout::Status::Complete => RolloutResult::Complete,
+                _ => RolloutResult::Failed,
+            };
+            let name = format!("{ns}/{}", c.name);
+            progress.rollout_finished(&name, result);
+            rollouts.push((name, result));
+        }
+        Ok(SyncResult {
+            commit: report.commit.sha.clone(),
+            changed: report.applied + report.pruned,
+            rollouts,
+            held: false,
+            fetch_duration: None,
+        })
+    }
+}
+
+/// `namespace/name` from a progress line `deployment <ns>/<name>: …`.
+fn deployment_of(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix("deployment ")?;
+    let (d, _) = rest.split_once(':')?;
+    d.contains('/').then_some(d)
+}
+
+/// The failure kind (for metrics) and message of an engine error.
+fn failure(err: EngineError) -> SyncFailure {
+    let kind = match &err {
+        EngineError::Source(_) | EngineError::GitTask(_) => "git",
+        EngineError::Invalid { .. } => "manifest",
+        EngineError::NotAllowed { .. } => "policy",
+        EngineError::Apply(_) | EngineError::Prune(_) => "apply",
+        EngineError::Rollout(_) => "rollout",
+    };
+    // The whole chain (`{:#}`-like) so the reason names the file or object.
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    SyncFailure::new(kind, message)
+}
+
+impl Syncer for EngineSyncer {
+    fn sync<'a>(
+        &'a self,
+        source: &'a SourceConfig,
+        commit: &'a str,
+    ) -> BoxFuture<'a, Result<SyncResult, SyncFailure>> {
+        Box::pin(async move {
+            let progress = Progress::detached(source.name.clone());
+            self.run(source, commit, &progress).await
+        })
+    }
+
+    fn sync_with_progress<'a>(
+        &'a self,
+        source: &'a SourceConfig,
+        commit: &'a str,
+        progress: &'a Progress,
+    ) -> BoxFuture<'a, Result<SyncResult, SyncFailure>> {
+        Box::pin(self.run(source, commit, progress))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployment_of_progress_lines() {
+        assert_eq!(
+            deployment_of("deployment default/web: 1 updated, 0 ready, 0 available of 2"),
+            Some("default/web")
+        );
+        assert_eq!(deployment_of("something else"), None);
+    }
+
+    #[test]
+    fn not_allowed_is_a_policy_failure_naming_the_object() {
+        let f = failure(EngineError::NotAllowed {
+            source_name: "s".into(),
+            object: "ConfigMap kube-system/x".into(),
+            reason: "namespace kube-system is not in allowedNamespaces".into(),
+        });
+        assert_eq!(f.kind, "policy");
+        assert!(f.message.contains("ConfigMap kube-system/x"));
+    }
+}
