@@ -120,6 +120,9 @@ pub struct RolloutReport {
     pub cause: Cause,
     pub revision: Option<u64>,
     pub status: rollout::Status,
+    /// A revert: the revision (before the sync) whose ReplicaSet the template returned to.
+    #[serde(rename = "rollbackTo", skip_serializing_if = "Option::is_none")]
+    pub rollback_to: Option<u64>,
 }
 
 /// One object the sync or diff touched (or would touch).
@@ -337,7 +340,7 @@ pub async fn sync_loaded(
     deadline: Instant,
     on_progress: &(dyn Fn(&str, bool) + Sync),
 ) -> Result<SyncReport, EngineError> {
-    let p = prepare(client, kinds, loaded, opts, deadline).await?;
+    let mut p = prepare(client, kinds, loaded, opts, deadline).await?;
     if opts.prune {
         apply::prune::guard(
             p.planned.len(),
@@ -369,6 +372,7 @@ pub async fn sync_loaded(
             pruned: 0,
         });
     }
+    let reverts = mark_reverts(client, &mut p.planned, &p.commit, p.deadline).await?;
     let written = apply::write(client, &p.planned, opts.concurrency, p.deadline).await?;
     for pl in &p.planned {
         rows.insert(
@@ -407,7 +411,10 @@ pub async fn sync_loaded(
                 continue;
             };
             let mut cause = *cause;
-            if o.status == rollout::Status::Complete && cause == Cause::Template {
+            let rollback_to = reverts.get(id).copied();
+            if rollback_to.is_some() {
+                cause = Cause::Revert;
+            } else if o.status == rollout::Status::Complete && cause == Cause::Template {
                 let deployment = written.iter().find(|w| &w.id == id).map(|w| &w.after);
                 if let Some(d) = deployment {
                     let mut d = d.clone();
@@ -433,6 +440,7 @@ pub async fn sync_loaded(
                     cause,
                     revision: o.revision,
                     status: o.status,
+                    rollback_to,
                 });
             }
         }
@@ -488,6 +496,46 @@ pub async fn sync_loaded(
         applied,
         pruned,
     })
+}
+
+/// Finds the Deployments whose desired template (after the server's defaulting: a dry-run
+/// apply) returns to an older ReplicaSet's, and gives each the change-cause
+/// `rollback to revision N (…)` (on the Deployment's metadata, so the old ReplicaSet is still
+/// reused). Returns the revision each returns to.
+async fn mark_reverts(
+    client: &Client,
+    planned: &mut [Planned],
+    commit: &Commit,
+    deadline: Instant,
+) -> Result<BTreeMap<ObjectId, u64>, EngineError> {
+    let mut reverts = BTreeMap::new();
+    for pl in planned.iter_mut() {
+        let id = &pl.target.object.id;
+        if id.group != "apps" || id.kind != "Deployment" || pl.action != Action::Update {
+            continue;
+        }
+        let Some(live) = &pl.live else { continue };
+        let dry = apply::apply_one(client, pl, true, deadline).await?;
+        let Some(n) = rollout::undo::revert_target(client, live, &dry.after, deadline).await else {
+            continue;
+        };
+        let cause = rollout::undo::rollback_change_cause(n, commit);
+        if let Some(meta) = pl.target.object.body.get_mut("metadata")
+            && let Some(m) = meta.as_object_mut()
+        {
+            let annotations = m
+                .entry("annotations")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Some(a) = annotations.as_object_mut() {
+                a.insert(
+                    transform::CHANGE_CAUSE_ANNOTATION.into(),
+                    Value::String(cause),
+                );
+            }
+        }
+        reverts.insert(id.clone(), n);
+    }
+    Ok(reverts)
 }
 
 /// Shows what a sync would change in the live cluster (server-side apply dry-run), writing
@@ -586,6 +634,7 @@ mod tests {
             cause: Cause::Config,
             revision: Some(2),
             status: rollout::Status::Complete,
+            rollback_to: None,
         });
         assert_eq!(
             serde_json::to_value(&r).unwrap(),

@@ -5,6 +5,7 @@
 //! watch per namespace through `kube::runtime::watcher`).
 //! Must not: write to the cluster, or wait without a deadline.
 pub mod history;
+pub mod undo;
 
 use futures::StreamExt;
 use kube::runtime::{WatchStreamExt, watcher};

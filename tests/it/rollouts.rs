@@ -525,7 +525,6 @@ async fn kubia_rolls_forward_fails_safely_and_reverts_to_the_old_replica_set() {
 /// Design, "Revert → rollout undo": the change-cause of a revert says
 /// `rollback to revision N (git revert <sha>)`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs: sync to write the change-cause `rollback to revision N (git revert <sha>)` on a revert (it writes `<short sha> <subject>`)"]
 async fn a_revert_says_rollback_to_revision_in_its_change_cause() {
     let h = Harness::start().await;
     let repo = Repo::new();
@@ -559,7 +558,6 @@ async fn a_revert_says_rollback_to_revision_in_its_change_cause() {
 
 /// Design, "Revert → rollout undo": the report says which revision a revert returns to.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs: sync's JSON rollout of a revert to carry `rollbackTo: N` (the revision returned to)"]
 async fn a_revert_reports_the_revision_it_returns_to() {
     let h = Harness::start().await;
     let repo = Repo::new();
