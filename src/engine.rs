@@ -43,9 +43,10 @@ pub struct SyncOptions {
     pub concurrency: usize,
     /// Do everything up to the writes and say what would happen.
     pub dry_run: bool,
-    /// Undo a failed rollout to the last complete revision (not yet implemented: ignored).
+    /// Undo a failed rollout to the revision that ran before the sync, and hold the commit
+    /// (later syncs of the same commit do not re-apply it).
     pub rollback_on_failure: bool,
-    /// Re-apply a commit even if it is held (not yet implemented: ignored).
+    /// Re-apply a commit even if it is held.
     pub force: bool,
     /// If non-empty, the only namespaces the commit may write to.
     pub allowed_namespaces: Vec<String>,
@@ -112,6 +113,8 @@ pub enum EngineError {
     Prune(#[from] apply::prune::PruneRefused),
     #[error(transparent)]
     Rollout(#[from] rollout::WaitError),
+    #[error(transparent)]
+    Undo(#[from] rollout::undo::UndoError),
 }
 
 /// The rollout a sync caused in one Deployment.
@@ -123,6 +126,16 @@ pub struct RolloutReport {
     /// A revert: the revision (before the sync) whose ReplicaSet the template returned to.
     #[serde(rename = "rollbackTo", skip_serializing_if = "Option::is_none")]
     pub rollback_to: Option<u64>,
+    /// The rollout failed and was undone (`--rollback-on-failure`).
+    #[serde(rename = "rolledBack", skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<RolledBack>,
+}
+
+/// Where a failed rollout was undone to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RolledBack {
+    #[serde(rename = "toRevision")]
+    pub to_revision: u64,
 }
 
 /// One object the sync or diff touched (or would touch).
@@ -167,6 +180,9 @@ pub struct SyncReport {
     pub applied: usize,
     /// Objects deleted by prune.
     pub pruned: usize,
+    /// The commit is held (its rollout failed and was rolled back before): nothing was
+    /// applied; `force` re-applies it. Also set when this sync rolled back.
+    pub held: bool,
 }
 
 /// The result of one diff.
@@ -370,8 +386,38 @@ pub async fn sync_loaded(
             failed: false,
             applied: 0,
             pruned: 0,
+            held: false,
         });
     }
+    let held_before = p
+        .inventory
+        .as_ref()
+        .is_some_and(|i| !i.held.is_empty() && i.held == p.commit.sha);
+    if held_before && !opts.force {
+        tracing::warn!(commit = %p.commit.sha, "commit is held: not re-applied");
+        return Ok(SyncReport {
+            commit: p.commit,
+            dry_run: false,
+            changes: Vec::new(),
+            status: "Held".into(),
+            failed: true,
+            applied: 0,
+            pruned: 0,
+            held: true,
+        });
+    }
+    // The revision each Deployment ran before the sync: where a failed rollout is undone to.
+    let before: BTreeMap<ObjectId, u64> = p
+        .planned
+        .iter()
+        .filter_map(|pl| {
+            Some((
+                pl.target.object.id.clone(),
+                rollout::revision(pl.live.as_ref()?)?,
+            ))
+        })
+        .collect();
+    let mut rolled_back_any = false;
     let reverts = mark_reverts(client, &mut p.planned, &p.commit, p.deadline).await?;
     let written = apply::write(client, &p.planned, opts.concurrency, p.deadline).await?;
     for pl in &p.planned {
@@ -435,12 +481,28 @@ pub async fn sync_loaded(
                     "RolloutTimeout"
                 };
             }
+            let mut rolled_back = None;
+            if o.status != rollout::Status::Complete
+                && opts.rollback_on_failure
+                && let Some(&to) = before.get(id)
+                && o.revision != Some(to)
+            {
+                rollout::undo::undo_to(client, &o.namespace, &o.name, to, p.deadline).await?;
+                tracing::warn!(
+                    deployment = %format!("{}/{}", o.namespace, o.name),
+                    to_revision = to,
+                    "rollout failed: undone"
+                );
+                rolled_back = Some(RolledBack { to_revision: to });
+                rolled_back_any = true;
+            }
             if let Some(r) = rows.get_mut(id) {
                 r.rollout = Some(RolloutReport {
                     cause,
                     revision: o.revision,
                     status: o.status,
                     rollback_to,
+                    rolled_back,
                 });
             }
         }
@@ -482,6 +544,11 @@ pub async fn sync_loaded(
         commit: p.commit.sha.clone(),
         synced_at: jiff::Timestamp::now().to_string(),
         status: status.to_string(),
+        held: if rolled_back_any {
+            p.commit.sha.clone()
+        } else {
+            String::new()
+        },
         objects,
     };
     if p.inventory.as_ref().is_none_or(|old| !old.same_as(&inv)) {
@@ -495,6 +562,7 @@ pub async fn sync_loaded(
         failed,
         applied,
         pruned,
+        held: rolled_back_any,
     })
 }
 
@@ -635,6 +703,7 @@ mod tests {
             revision: Some(2),
             status: rollout::Status::Complete,
             rollback_to: None,
+            rolled_back: None,
         });
         assert_eq!(
             serde_json::to_value(&r).unwrap(),

@@ -104,8 +104,9 @@ impl EngineSyncer {
             let (Some(r), Some(ns)) = (&c.rollout, &c.namespace) else {
                 continue;
             };
-            let result = match r.status {
-                rollout::Status::Complete => RolloutResult::Complete,
+            let result = match (r.status, r.rolled_back) {
+                (rollout::Status::Complete, _) => RolloutResult::Complete,
+                (_, Some(_)) => RolloutResult::RolledBack,
                 _ => RolloutResult::Failed,
             };
             let name = format!("{ns}/{}", c.name);
@@ -116,7 +117,7 @@ impl EngineSyncer {
             commit: report.commit.sha.clone(),
             changed: report.applied + report.pruned,
             rollouts,
-            held: false,
+            held: report.held,
             fetch_duration: None,
         })
     }
@@ -136,7 +137,7 @@ fn failure(err: EngineError) -> SyncFailure {
         EngineError::Invalid { .. } => "manifest",
         EngineError::NotAllowed { .. } => "policy",
         EngineError::Apply(_) | EngineError::Prune(_) => "apply",
-        EngineError::Rollout(_) => "rollout",
+        EngineError::Rollout(_) | EngineError::Undo(_) => "rollout",
     };
     // The whole chain (`{:#}`-like) so the reason names the file or object.
     let mut message = err.to_string();

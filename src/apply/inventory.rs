@@ -24,6 +24,9 @@ pub struct Inventory {
     pub synced_at: String,
     /// `Synced` or `RolloutFailed` / `RolloutTimeout`.
     pub status: String,
+    /// Full sha of a commit whose rollout failed and was rolled back: syncs of that same
+    /// commit do not re-apply it (unless forced). Empty when nothing is held.
+    pub held: String,
     pub objects: BTreeSet<ObjectId>,
 }
 
@@ -86,6 +89,7 @@ impl Inventory {
                 "commit": self.commit,
                 "syncedAt": self.synced_at,
                 "status": self.status,
+                "held": self.held,
                 "objects": objects.join("\n"),
             }
         })
@@ -107,6 +111,7 @@ impl Inventory {
             commit: field("commit"),
             synced_at: field("syncedAt"),
             status: field("status"),
+            held: field("held"),
             objects: field("objects").lines().filter_map(parse_id).collect(),
         })
     }
@@ -152,6 +157,7 @@ mod tests {
             commit: "a".repeat(40),
             synced_at: "2026-11-21T23:00:00Z".into(),
             status: "Synced".into(),
+            held: String::new(),
             objects: [
                 parse_id("apps/v1 Deployment default/web").unwrap(),
                 parse_id("v1 Namespace team").unwrap(),

@@ -93,6 +93,12 @@ pub struct SyncArgs {
     /// Do everything up to the writes and say what would happen.
     #[arg(long)]
     pub dry_run: bool,
+    /// When a rollout fails, undo it to the revision that ran before, and hold the commit.
+    #[arg(long)]
+    pub rollback_on_failure: bool,
+    /// Re-apply a held commit (one whose rollout failed and was rolled back).
+    #[arg(long)]
+    pub force: bool,
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     pub output: Output,
 }
@@ -137,6 +143,8 @@ impl SyncArgs {
         o.allow_mass_prune = self.allow_mass_prune;
         o.wait = self.wait;
         o.dry_run = self.dry_run;
+        o.rollback_on_failure = self.rollback_on_failure;
+        o.force = self.force;
         o
     }
 }
@@ -182,19 +190,40 @@ fn progress_line(line: &str, done: bool) {
 pub async fn run_sync(args: SyncArgs) -> anyhow::Result<Exit> {
     let opts = args.options();
     let (conn, kinds, loaded, deadline) = connect_and_load(&args.cluster, &opts).await?;
-    let result =
-        engine::sync_loaded(&conn.client, &kinds, loaded, &opts, deadline, &progress_line).await;
+    let result = engine::sync_loaded(
+        &conn.client,
+        &kinds,
+        loaded,
+        &opts,
+        deadline,
+        &progress_line,
+    )
+    .await;
     conn.close().await;
     let report = result?;
+    if report.held && report.applied == 0 && report.changes.is_empty() {
+        eprintln!(
+            "commit {} is held: its rollout failed and was rolled back; nothing was applied \
+             (`kubesync sync --force` re-applies it; a new commit clears the hold)",
+            report.commit.short()
+        );
+    }
     print_sync(args.output, &report)?;
-    Ok(if report.failed { Exit::Changes } else { Exit::Ok })
+    Ok(if report.failed {
+        Exit::Changes
+    } else {
+        Exit::Ok
+    })
 }
 
 fn print_sync(output: Output, report: &engine::SyncReport) -> anyhow::Result<()> {
     let (commit, rows, dry_run) = (&report.commit, &report.changes, report.dry_run);
     match output {
         Output::Json => {
-            let doc = json!({"commit": commit.sha, "dryRun": dry_run, "changes": rows});
+            let mut doc = json!({"commit": commit.sha, "dryRun": dry_run, "changes": rows});
+            if report.held {
+                doc["held"] = json!(true);
+            }
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
         Output::Text => {

@@ -1,8 +1,9 @@
 //! Revert detection ("revert → rollout undo"): does a Deployment's desired pod template equal
 //! one of its older ReplicaSets' templates, the way the Deployment controller compares them
-//! (ignoring `pod-template-hash`)? And the change-cause kubesync writes for such a revert.
+//! (ignoring `pod-template-hash`)? The change-cause kubesync writes for such a revert. And
+//! [`undo_to`], `kubectl rollout undo --to-revision=N` for `--rollback-on-failure`.
 //!
-//! Must not: write to the cluster. Templates are compared after the server's defaulting (the
+//! Must not: write anything but the Deployment's pod template in [`undo_to`]. Templates are compared after the server's defaulting (the
 //! caller passes a server-side dry-run result) and a typed round-trip, so that defaults and
 //! empty-vs-absent fields do not hide a match.
 use crate::apply::retry;
@@ -111,6 +112,109 @@ pub async fn revert_target(
         })
         .collect();
     matching_revision(&want, revision_of(live), &olds)
+}
+
+/// Why an undo could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum UndoError {
+    #[error("deployment {namespace}/{name} has no ReplicaSet of revision {revision} to undo to")]
+    NoRevision {
+        namespace: String,
+        name: String,
+        revision: u64,
+    },
+    #[error("undoing deployment {namespace}/{name} to revision {revision}: {source}")]
+    Api {
+        namespace: String,
+        name: String,
+        revision: u64,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// `kubectl rollout undo deployment/<name> --to-revision=<revision>`: sets the Deployment's
+/// pod template to that revision's ReplicaSet's (minus `pod-template-hash`), so the controller
+/// scales that ReplicaSet back up. Retries a write conflict a few times.
+pub async fn undo_to(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    revision: u64,
+    deadline: Instant,
+) -> Result<(), UndoError> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let api_err = |source| UndoError::Api {
+        namespace: namespace.into(),
+        name: name.into(),
+        revision,
+        source,
+    };
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut d = retry::with_retry(deadline, "get deployment", || deployments.get(name))
+            .await
+            .map_err(api_err)?;
+        let uid = d.metadata.uid.clone().unwrap_or_default();
+        let labels = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.match_labels.as_ref())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        let lp = ListParams::default().labels(&labels);
+        let list = retry::with_retry(deadline, "list replicasets", || replica_sets.list(&lp))
+            .await
+            .map_err(api_err)?;
+        let template = list
+            .items
+            .into_iter()
+            .filter(|rs| {
+                rs.metadata
+                    .owner_references
+                    .as_ref()
+                    .is_some_and(|o| o.iter().any(|r| r.uid == uid))
+            })
+            .find(|rs| {
+                rs.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+                    .and_then(|r| r.parse::<u64>().ok())
+                    == Some(revision)
+            })
+            .and_then(|rs| rs.spec.and_then(|s| s.template));
+        let Some(mut template) = template else {
+            return Err(UndoError::NoRevision {
+                namespace: namespace.into(),
+                name: name.into(),
+                revision,
+            });
+        };
+        if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+            labels.remove(POD_TEMPLATE_HASH);
+        }
+        if let Some(spec) = d.spec.as_mut() {
+            spec.template = template;
+        }
+        let pp = kube::api::PostParams {
+            field_manager: Some("kubesync".into()),
+            ..Default::default()
+        };
+        match deployments.replace(name, &pp, &d).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 && attempts < 5 => continue,
+            Err(e) => return Err(api_err(e)),
+        }
+    }
 }
 
 /// The change-cause of a revert: `rollback to revision N (git revert <short sha>)` for a

@@ -915,3 +915,74 @@ async fn a_paused_canary_stays_paused_while_kubesync_syncs() {
     assert_eq!(status.code, Some(0), "{}", status.show());
     h.cluster.shutdown().await;
 }
+
+/// Design, `--rollback-on-failure`: a failed rollout is undone to the revision that ran
+/// before, the commit is held (a re-sync of it applies nothing and exits 1, `--force`
+/// re-applies it), and a new commit clears the hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_rollout_is_rolled_back_and_its_commit_held() {
+    let h = Harness::start().await;
+    let repo = Repo::new();
+    repo.commit_files(
+        &[("apps/kubia.yaml", &kubia("luksa/kubia:v1", "", ""))],
+        "kubia v1",
+    );
+    assert_eq!(h.sync(&repo, &[]).await.code, Some(0));
+    let bad = kubia(
+        "luksa/kubia:v2",
+        "  minReadySeconds: 1\n  progressDeadlineSeconds: 3\n",
+        "        kubesim.io/never-ready: \"true\"\n",
+    );
+    let v2 = repo.commit_files(&[("apps/kubia.yaml", &bad)], "kubia v2");
+    let run = h.sync(&repo, &["--rollback-on-failure"]).await;
+    assert_eq!(run.code, Some(1), "{}", run.show());
+    let c = run.change("Deployment", "kubia");
+    assert_eq!(c["rollout"]["status"], "failed", "{}", run.show());
+    assert_eq!(c["rollout"]["revision"], 2, "{}", run.show());
+    assert_eq!(
+        c["rollout"]["rolledBack"]["toRevision"],
+        1,
+        "{}",
+        run.show()
+    );
+    let image = |d: &Deployment| {
+        d.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .image
+            .clone()
+            .unwrap_or_default()
+    };
+    assert_eq!(image(&h.deployment("kubia").await), "luksa/kubia:v1");
+
+    // The same commit again: held, nothing applied.
+    let run = h.sync(&repo, &["--rollback-on-failure"]).await;
+    assert_eq!(run.code, Some(1), "{}", run.show());
+    assert_eq!(run.json()["held"], true, "{}", run.show());
+    assert_eq!(run.json()["commit"], v2.as_str());
+    assert!(run.stderr.contains("--force"), "{}", run.show());
+    assert_eq!(image(&h.deployment("kubia").await), "luksa/kubia:v1");
+
+    // --force re-applies it (and it fails again).
+    let run = h.sync(&repo, &["--force"]).await;
+    assert_eq!(run.code, Some(1), "{}", run.show());
+    assert_eq!(image(&h.deployment("kubia").await), "luksa/kubia:v2");
+
+    // A new commit clears the hold.
+    repo.commit_files(
+        &[("apps/kubia.yaml", &kubia("luksa/kubia:v3", "", ""))],
+        "kubia v3",
+    );
+    let run = h.sync(&repo, &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.show());
+    assert_eq!(
+        run.change("Deployment", "kubia")["rollout"]["status"],
+        "complete"
+    );
+    h.cluster.shutdown().await;
+}
