@@ -14,7 +14,7 @@ pub mod retry;
 
 use crate::manifest::{Object, ObjectId};
 use futures::{StreamExt, TryStreamExt};
-use kube::Client;
+use kube::{Client, Resource};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
@@ -144,13 +144,13 @@ pub struct Target {
 }
 
 impl Target {
-    fn api(&self, client: &Client) -> Api<DynamicObject> {
-        match &self.object.id.namespace {
-            Some(ns) if self.kind.namespaced => {
-                Api::namespaced_with(client.clone(), ns, &self.kind.resource)
-            }
-            _ => Api::all_with(client.clone(), &self.kind.resource),
-        }
+    /// The collection URL of the object's kind (in its namespace when namespaced).
+    fn url(&self) -> String {
+        let ns = match &self.object.id.namespace {
+            Some(ns) if self.kind.namespaced => Some(ns.as_str()),
+            _ => None,
+        };
+        DynamicObject::url_path(&self.kind.resource, ns)
     }
 }
 
@@ -326,39 +326,64 @@ pub async fn list_managed(
     let lp = ListParams::default().labels(&selector(source));
     let mut out = BTreeMap::new();
     for kind in kinds {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
-        let list = retry::with_retry(deadline, "list managed", || api.list(&lp))
-            .await
-            .map_err(api_err(format!(
-                "listing {} with {}",
-                kind.resource.plural,
-                selector(source)
-            )))?;
-        for item in list.items {
+        // Raw request, parsed once into JSON values (no typed detour through DynamicObject).
+        let url = DynamicObject::url_path(&kind.resource, None);
+        let list: RawList = retry::with_retry(deadline, "list managed", || async {
+            let req = kube::core::Request::new(url.as_str())
+                .list(&lp)
+                .map_err(kube::Error::BuildRequest)?;
+            client.request::<RawList>(req).await
+        })
+        .await
+        .map_err(api_err(format!(
+            "listing {} with {}",
+            kind.resource.plural,
+            selector(source)
+        )))?;
+        for mut value in list.items {
+            let Some(o) = value.as_object_mut() else {
+                continue;
+            };
+            // A list's items may lack apiVersion/kind; the comparison needs them.
+            o.insert(
+                "apiVersion".into(),
+                Value::String(kind.resource.api_version.clone()),
+            );
+            o.insert("kind".into(), Value::String(kind.resource.kind.clone()));
+            let meta = o.get("metadata");
+            let field = |f: &str| {
+                meta.and_then(|m| m.get(f))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
             let id = ObjectId {
                 group: kind.resource.group.clone(),
                 version: kind.resource.version.clone(),
                 kind: kind.resource.kind.clone(),
                 namespace: if kind.namespaced {
-                    item.metadata.namespace.clone()
+                    field("namespace")
                 } else {
                     None
                 },
-                name: item.metadata.name.clone().unwrap_or_default(),
+                name: field("name").unwrap_or_default(),
             };
-            let mut value = serde_json::to_value(&item).unwrap_or(Value::Null);
-            // A list's items may lack apiVersion/kind; the comparison needs them.
-            if let Some(o) = value.as_object_mut() {
-                o.insert(
-                    "apiVersion".into(),
-                    Value::String(kind.resource.api_version.clone()),
-                );
-                o.insert("kind".into(), Value::String(kind.resource.kind.clone()));
-            }
             out.insert(id, (kind.clone(), value));
         }
     }
     Ok(out)
+}
+
+/// A list response: only its items are needed (`null` items, as some servers send for an
+/// empty list, read as none).
+#[derive(serde::Deserialize)]
+struct RawList {
+    #[serde(default, deserialize_with = "null_as_empty")]
+    items: Vec<Value>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Value>, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<Vec<Value>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// The distinct kinds of `targets`, plus `extra` kinds (from the inventory) the server knows.
@@ -473,21 +498,26 @@ pub async fn apply_one(
     deadline: Instant,
 ) -> Result<Written, ApplyError> {
     let id = &p.target.object.id;
-    let api = p.target.api(client);
+    let url = p.target.url();
     let mut pp = PatchParams::apply(FIELD_MANAGER).force();
     if dry_run {
         pp = pp.dry_run();
     }
     let body = &p.target.object.body;
     let patch = Patch::Apply(body);
-    let result = retry::with_retry(deadline, "apply", || api.patch(&id.name, &pp, &patch))
-        .await
-        .map_err(api_err(format!(
-            "applying {} ({})",
-            display(id),
-            p.target.object.origin.file
-        )))?;
-    let after = serde_json::to_value(&result).unwrap_or(Value::Null);
+    let after: Value = retry::with_retry(deadline, "apply", || async {
+        // Raw request: the response is parsed once, straight into JSON.
+        let req = kube::core::Request::new(url.as_str())
+            .patch(&id.name, &pp, &patch)
+            .map_err(kube::Error::BuildRequest)?;
+        client.request::<Value>(req).await
+    })
+    .await
+    .map_err(api_err(format!(
+        "applying {} ({})",
+        display(id),
+        p.target.object.origin.file
+    )))?;
     let action = match (&p.live, p.action) {
         (Some(_), _) => Action::Update,
         // Not listed as ours: a create, unless someone else had written the object before.
@@ -518,12 +548,21 @@ pub async fn get_live(
     target: &Target,
     deadline: Instant,
 ) -> Result<Option<Value>, ApplyError> {
-    let api = target.api(client);
+    let url = target.url();
     let id = &target.object.id;
-    let got = retry::with_retry(deadline, "get", || api.get_opt(&id.name))
-        .await
-        .map_err(api_err(format!("reading {}", display(id))))?;
-    Ok(got.and_then(|o| serde_json::to_value(o).ok()))
+    let got = retry::with_retry(deadline, "get", || async {
+        let req = kube::core::Request::new(url.as_str())
+            .get(&id.name, &kube::api::GetParams::default())
+            .map_err(kube::Error::BuildRequest)?;
+        match client.request::<Value>(req).await {
+            Ok(v) => Ok(Some(v)),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    })
+    .await
+    .map_err(api_err(format!("reading {}", display(id))))?;
+    Ok(got)
 }
 
 /// Deletes the given managed objects (background propagation), `concurrency` at a time.
