@@ -14,10 +14,10 @@ pub mod retry;
 
 use crate::manifest::{Object, ObjectId};
 use futures::{StreamExt, TryStreamExt};
-use kube::{Client, Resource};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use kube::{Client, Resource};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
