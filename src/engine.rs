@@ -268,6 +268,58 @@ fn check_allowed(opts: &SyncOptions, targets: &[apply::Target]) -> Result<(), En
     Ok(())
 }
 
+/// Reads the ConfigMaps/Secrets that Deployments read but git does not define from the
+/// cluster (absent ones are skipped) and folds them into the Deployments' config hash
+/// (unless a Deployment opts out with `kubesync.io/live-config-hash: "false"`).
+async fn hash_live_configs(
+    client: &Client,
+    loaded: &mut Loaded,
+    deadline: Instant,
+) -> Result<(), EngineError> {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    let missing = transform::missing_configs(&loaded.objects);
+    let mut live = Vec::new();
+    for (kind, namespace, name) in missing {
+        let body = if kind == "Secret" {
+            let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), &namespace);
+            apply::retry::with_retry(deadline, "get secret", || api.get_opt(&name))
+                .await
+                .map_err(|source| apply::ApplyError::Api {
+                    what: format!("reading {kind} {namespace}/{name} (a Deployment reads it)"),
+                    source,
+                })?
+                .and_then(|s| serde_json::to_value(s).ok())
+        } else {
+            let api: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), &namespace);
+            apply::retry::with_retry(deadline, "get configmap", || api.get_opt(&name))
+                .await
+                .map_err(|source| apply::ApplyError::Api {
+                    what: format!("reading {kind} {namespace}/{name} (a Deployment reads it)"),
+                    source,
+                })?
+                .and_then(|c| serde_json::to_value(c).ok())
+        };
+        let Some(body) = body else { continue };
+        live.push(manifest::Object {
+            id: ObjectId {
+                group: String::new(),
+                version: "v1".into(),
+                kind: kind.into(),
+                namespace: Some(namespace),
+                name,
+            },
+            body,
+            origin: manifest::Origin {
+                file: "(live cluster)".into(),
+                document: 0,
+                line: 0,
+            },
+        });
+    }
+    transform::hash_with_live(&mut loaded.objects, &live);
+    Ok(())
+}
+
 /// Everything known before the first write.
 struct Prepared {
     commit: Commit,
@@ -356,6 +408,8 @@ pub async fn sync_loaded(
     deadline: Instant,
     on_progress: &(dyn Fn(&str, bool) + Sync),
 ) -> Result<SyncReport, EngineError> {
+    let mut loaded = loaded;
+    hash_live_configs(client, &mut loaded, deadline).await?;
     let mut p = prepare(client, kinds, loaded, opts, deadline).await?;
     if opts.prune {
         apply::prune::guard(
@@ -624,6 +678,8 @@ pub async fn diff_loaded(
     deadline: Instant,
 ) -> Result<DiffReport, EngineError> {
     use futures::{StreamExt, TryStreamExt};
+    let mut loaded = loaded;
+    hash_live_configs(client, &mut loaded, deadline).await?;
     let p = prepare(client, kinds, loaded, opts, deadline).await?;
     let changed: Vec<&Planned> = p
         .planned

@@ -22,6 +22,10 @@ pub const CHANGE_CAUSE_ANNOTATION: &str = "kubernetes.io/change-cause";
 /// Pod-template annotation holding the hash of the ConfigMaps/Secrets the pods read.
 pub const CONFIG_HASH_ANNOTATION: &str = "kubesync.io/config-hash";
 
+/// Deployment annotation: `"false"` leaves ConfigMaps/Secrets that git does not define out of
+/// the config hash (by default they are read from the live cluster and hashed too).
+pub const LIVE_CONFIG_HASH_ANNOTATION: &str = "kubesync.io/live-config-hash";
+
 /// What the transforms need to know about where the objects came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Context {
@@ -107,6 +111,79 @@ fn is_config(id: &ObjectId) -> bool {
 /// reads none of them. References to objects not in `configs` are not part of the hash.
 pub fn config_hash(deployment: &Object, configs: &[Object]) -> Option<(String, Vec<ObjectId>)> {
     ConfigIndex::new(configs).hash(deployment)
+}
+
+/// True unless the Deployment opts out with `kubesync.io/live-config-hash: "false"`.
+fn wants_live_configs(deployment: &Object) -> bool {
+    deployment
+        .body
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(LIVE_CONFIG_HASH_ANNOTATION))
+        .and_then(Value::as_str)
+        != Some("false")
+}
+
+/// ConfigMaps/Secrets `(kind, namespace, name)` that a Deployment (not opted out) reads but
+/// `objects` does not define: the ones to read from the live cluster.
+pub fn missing_configs(objects: &[Object]) -> BTreeSet<(&'static str, String, String)> {
+    let index = ConfigIndex::new(objects);
+    let mut out = BTreeSet::new();
+    for d in objects
+        .iter()
+        .filter(|o| is_deployment(&o.id) && wants_live_configs(o))
+    {
+        let namespace = d.id.namespace.as_deref().unwrap_or("");
+        let Some(template) = d.body.pointer("/spec/template/spec") else {
+            continue;
+        };
+        for (kind, name) in referenced_configs(template) {
+            if !index
+                .by_name
+                .contains_key(&(kind, namespace, name.as_str()))
+            {
+                out.insert((kind, namespace.to_string(), name));
+            }
+        }
+    }
+    out
+}
+
+/// Recomputes the config hash of every Deployment that does not opt out over the
+/// ConfigMaps/Secrets of git plus `live` (those git does not define, read from the cluster), so
+/// that a change to a config that only lives in the cluster restarts its readers.
+pub fn hash_with_live(objects: &mut [Object], live: &[Object]) {
+    if live.is_empty() {
+        return;
+    }
+    let mut configs: Vec<Object> = objects
+        .iter()
+        .filter(|o| is_config(&o.id))
+        .cloned()
+        .collect();
+    configs.extend(live.iter().filter(|l| is_config(&l.id)).cloned());
+    let hashes: Vec<Option<String>> = {
+        let index = ConfigIndex::new(&configs);
+        objects
+            .iter()
+            .map(|o| {
+                (is_deployment(&o.id) && wants_live_configs(o))
+                    .then(|| index.hash(o).map(|(h, _)| h))
+                    .flatten()
+            })
+            .collect()
+    };
+    for (object, hash) in objects.iter_mut().zip(hashes) {
+        if let Some(hash) = hash
+            && let Some(template) = object
+                .body
+                .pointer_mut("/spec/template")
+                .and_then(Value::as_object_mut)
+        {
+            let template_meta = child_map(template, "metadata");
+            child_map(template_meta, "annotations")
+                .insert(CONFIG_HASH_ANNOTATION.into(), hash.into());
+        }
+    }
 }
 
 /// ConfigMaps and Secrets by (kind, namespace, name).
@@ -403,6 +480,34 @@ mod tests {
             .body
             .pointer("/spec/template/metadata/annotations/kubesync.io~1config-hash");
         assert_eq!(hash.and_then(Value::as_str).map(str::len), Some(64));
+    }
+
+    #[test]
+    fn configs_git_lacks_are_hashed_from_live_unless_opted_out() {
+        let reads =
+            json!({"containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": "live"}}]}]});
+        let mut objects = vec![deployment(reads.clone())];
+        let mut opted = deployment(reads);
+        opted.id.name = "opted".into();
+        opted.body["metadata"]["annotations"] = json!({LIVE_CONFIG_HASH_ANNOTATION: "false"});
+        objects.push(opted);
+        let missing = missing_configs(&objects);
+        assert_eq!(missing.len(), 1);
+        let (kind, ns, name) = missing.iter().next().unwrap().clone();
+        assert_eq!((kind, name.as_str()), ("ConfigMap", "live"));
+        let mut live = object("", "ConfigMap", "live", json!({"data": {"a": "1"}}));
+        live.id.namespace = Some(ns);
+        hash_with_live(&mut objects, std::slice::from_ref(&live));
+        let hash = |o: &Object| {
+            o.body
+                .pointer("/spec/template/metadata/annotations/kubesync.io~1config-hash")
+                .cloned()
+        };
+        let first = hash(&objects[0]).expect("hashed");
+        assert_eq!(hash(&objects[1]), None);
+        live.body["data"]["a"] = json!("2");
+        hash_with_live(&mut objects, std::slice::from_ref(&live));
+        assert_ne!(hash(&objects[0]).unwrap(), first);
     }
 
     #[test]

@@ -986,3 +986,63 @@ async fn a_failed_rollout_is_rolled_back_and_its_commit_held() {
     );
     h.cluster.shutdown().await;
 }
+
+/// A ConfigMap that git does not define but a Deployment reads is hashed from the live
+/// cluster: changing it (kubectl) restarts its reader on the next sync of the same commit;
+/// a Deployment annotated `kubesync.io/live-config-hash: "false"` is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_config_map_outside_git_restarts_its_readers() {
+    let h = Harness::start().await;
+    let created = h
+        .kubectl(&["create", "configmap", "outside", "--from-literal=mode=a"])
+        .await;
+    assert_eq!(created.code, Some(0), "{}", created.show());
+    let env = "          envFrom:\n            - configMapRef:\n                name: outside\n";
+    let live_reader = reader("live-reader", "", env);
+    let opted_out = reader("opted-out", "", env).replace(
+        "metadata:\n  name: opted-out\n",
+        "metadata:\n  name: opted-out\n  annotations:\n    kubesync.io/live-config-hash: \"false\"\n",
+    );
+    let repo = Repo::new();
+    repo.commit_files(
+        &[
+            ("apps/live-reader.yaml", &live_reader),
+            ("apps/opted-out.yaml", &opted_out),
+        ],
+        "two readers of a live config map",
+    );
+    let run = h.sync(&repo, &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.show());
+    let hash_1 = config_hash(&h.deployment("live-reader").await).expect("live-reader hash");
+    assert_eq!(config_hash(&h.deployment("opted-out").await), None);
+
+    let patched = h
+        .kubectl(&[
+            "patch",
+            "configmap",
+            "outside",
+            "-p",
+            r#"{"data":{"mode":"b"}}"#,
+        ])
+        .await;
+    assert_eq!(patched.code, Some(0), "{}", patched.show());
+    let run = h.sync(&repo, &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.show());
+    let c = run.change("Deployment", "live-reader");
+    assert_eq!(c["action"], "update", "{}", run.show());
+    assert_eq!(c["rollout"]["cause"], "config", "{}", run.show());
+    assert_eq!(c["rollout"]["revision"], 2, "{}", run.show());
+    assert_eq!(c["rollout"]["status"], "complete", "{}", run.show());
+    assert_eq!(run.change("Deployment", "opted-out")["action"], "unchanged");
+    let hash_2 = config_hash(&h.deployment("live-reader").await).expect("live-reader hash");
+    assert_ne!(hash_1, hash_2);
+
+    // Unchanged again: the next sync writes nothing.
+    let run = h.sync(&repo, &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.show());
+    assert_eq!(
+        run.change("Deployment", "live-reader")["action"],
+        "unchanged"
+    );
+    h.cluster.shutdown().await;
+}
