@@ -1046,3 +1046,47 @@ async fn a_live_config_map_outside_git_restarts_its_readers() {
     );
     h.cluster.shutdown().await;
 }
+
+/// kubesync never fights fields it does not own: replicas omitted in git survive a
+/// `kubectl scale`, and a label added by another tool survives, across syncs that rewrite
+/// the Deployment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_owned_by_others_survive_syncs() {
+    let h = Harness::start().await;
+    let repo = Repo::new();
+    let web = |image: &str| {
+        reader("web", "", "")
+            .replace("  replicas: 1\n", "")
+            .replace("nginx:1.27", image)
+    };
+    repo.commit_files(&[("apps/web.yaml", &web("nginx:1.27"))], "web");
+    let run = h.sync(&repo, &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.show());
+    let scaled = h
+        .kubectl(&["scale", "deployment/web", "--replicas=3"])
+        .await;
+    assert_eq!(scaled.code, Some(0), "{}", scaled.show());
+    let labelled = h.kubectl(&["label", "deployment/web", "team=blue"]).await;
+    assert_eq!(labelled.code, Some(0), "{}", labelled.show());
+
+    repo.commit_files(&[("apps/web.yaml", &web("nginx:1.28"))], "web 1.28");
+    let run = h.sync(&repo, &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.show());
+    assert_eq!(run.change("Deployment", "web")["action"], "update");
+    let d = h.deployment("web").await;
+    assert_eq!(d.spec.as_ref().and_then(|s| s.replicas), Some(3));
+    assert_eq!(
+        d.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("team"))
+            .map(String::as_str),
+        Some("blue")
+    );
+    // And a sync of the same commit leaves them too.
+    let run = h.sync(&repo, &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.show());
+    let d = h.deployment("web").await;
+    assert_eq!(d.spec.as_ref().and_then(|s| s.replicas), Some(3));
+    h.cluster.shutdown().await;
+}
