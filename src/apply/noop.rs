@@ -48,13 +48,17 @@ fn apply_entry<'a>(live: &'a Value, manager: &str) -> Option<&'a Value> {
 }
 
 /// The desired object as the server would store it, for comparison: a Secret's write-only
-/// `stringData` becomes base64 `data`.
-fn comparable_desired(desired: &Value) -> Value {
+/// `stringData` becomes base64 `data`. Borrowed (no copy) for every other object.
+fn comparable_desired(desired: &Value) -> std::borrow::Cow<'_, Value> {
+    if desired.get("kind").and_then(Value::as_str) != Some("Secret")
+        || desired.get("apiVersion").and_then(Value::as_str) != Some("v1")
+        || desired.get("stringData").is_none()
+    {
+        return std::borrow::Cow::Borrowed(desired);
+    }
     let mut out = desired.clone();
-    if desired.get("kind").and_then(Value::as_str) == Some("Secret")
-        && desired.get("apiVersion").and_then(Value::as_str) == Some("v1")
-        && let Some(Value::Object(string_data)) =
-            out.as_object_mut().and_then(|o| o.remove("stringData"))
+    if let Some(Value::Object(string_data)) =
+        out.as_object_mut().and_then(|o| o.remove("stringData"))
     {
         let data = out
             .as_object_mut()
@@ -66,7 +70,7 @@ fn comparable_desired(desired: &Value) -> Value {
             }
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// Standard base64 with padding (what the API server uses for `Secret.data`).
@@ -135,16 +139,11 @@ fn subset(desired: &Value, live: &Value, path: &mut Vec<String>) -> bool {
                             let k = item_key(di, key);
                             l.iter()
                                 .filter(|li| item_key(li, key) == k)
-                                .any(|li| subset(di, li, &mut path.clone()))
+                                .any(|li| subset(di, li, path))
                         })
                 }
                 // An atomic list: the same items in the same order.
-                None => {
-                    d.len() == l.len()
-                        && d.iter()
-                            .zip(l)
-                            .all(|(di, li)| subset(di, li, &mut path.clone()))
-                }
+                None => d.len() == l.len() && d.iter().zip(l).all(|(di, li)| subset(di, li, path)),
             }
         }
         (Value::Number(d), Value::Number(l)) => d == l || d.as_f64() == l.as_f64(),
