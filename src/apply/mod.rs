@@ -466,6 +466,7 @@ pub async fn write(
     concurrency: usize,
     deadline: Instant,
 ) -> Result<Vec<Written>, ApplyError> {
+    validate(client, planned, concurrency, deadline).await?;
     let mut out = Vec::new();
     for stage in Stage::ALL {
         let batch: Vec<&Planned> = planned
@@ -488,6 +489,49 @@ pub async fn write(
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
+}
+
+/// A server-side dry-run of every object [`write`] would apply, before its first write, so
+/// that a commit the server rejects (422: an invalid Deployment, an object over 1 MiB, …)
+/// writes nothing. Objects in a namespace the same commit creates are skipped (the server
+/// could only answer 404 before the namespace exists); their real apply validates them.
+pub async fn validate(
+    client: &Client,
+    planned: &[Planned],
+    concurrency: usize,
+    deadline: Instant,
+) -> Result<(), ApplyError> {
+    let changed = || planned.iter().filter(|p| p.action != Action::Unchanged);
+    let new_namespaces: BTreeSet<&str> = changed()
+        .filter(|p| p.live.is_none())
+        .filter(|p| p.target.object.id.group.is_empty() && p.target.object.id.kind == "Namespace")
+        .map(|p| p.target.object.id.name.as_str())
+        .collect();
+    let checked: Vec<()> = futures::stream::iter(changed().filter(|p| {
+        p.target
+            .object
+            .id
+            .namespace
+            .as_deref()
+            .is_none_or(|ns| !new_namespaces.contains(ns))
+    }))
+    .map(|p| async move {
+        apply_one(client, p, true, deadline)
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                ApplyError::Api { what, source } => ApplyError::Api {
+                    what: format!("{what} (server-side dry-run; nothing was written)"),
+                    source,
+                },
+                other => other,
+            })
+    })
+    .buffer_unordered(concurrency.max(1))
+    .try_collect()
+    .await?;
+    tracing::debug!(objects = checked.len(), "server-side dry-run passed");
+    Ok(())
 }
 
 /// One server-side apply (or its dry-run) of a planned object.

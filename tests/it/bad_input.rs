@@ -185,8 +185,8 @@ pub fn catalogue() -> Vec<Case> {
     ]
 }
 
-/// Cases only the API server can judge: they need a server-side dry-run of every object
-/// before the first write.
+/// Cases only the API server can judge: `apply::validate` dry-runs every changed object
+/// before the first write, so these too write nothing.
 pub fn server_side_catalogue() -> Vec<Case> {
     vec![
         Case {
@@ -219,6 +219,9 @@ fn located(case: &Case) -> Vec<&'static str> {
         "kind the server does not know",
         "namespace that does not exist",
         "duplicate object",
+        "Deployment selector does not match its template labels",
+        "Deployment with maxSurge and maxUnavailable both 0",
+        "ConfigMap over 1 MiB",
     ];
     match &case.setup {
         Setup::File(_) if !file_level.contains(&case.name) => vec!["apps/bad.yaml"],
@@ -424,8 +427,6 @@ async fn bad_inputs_exit_2_name_the_file_and_write_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: `kubesync sync` has no server-side dry-run before its first write, so objects \
-            ordered before a server-rejected one are written (src/cli/sync.rs, src/apply)"]
 async fn server_rejected_objects_are_found_by_a_dry_run_before_any_write() {
     let h = Harness::start().await;
     let repo = Repo::new();
