@@ -768,6 +768,47 @@ mod tests {
         );
     }
 
+    fn target(kind: &str, namespace: Option<&str>, name: &str) -> apply::Target {
+        apply::Target {
+            object: manifest::Object {
+                id: ObjectId {
+                    group: String::new(),
+                    version: "v1".into(),
+                    kind: kind.into(),
+                    namespace: namespace.map(str::to_string),
+                    name: name.into(),
+                },
+                body: json!({}),
+                origin: manifest::Origin {
+                    file: "a.yaml".into(),
+                    document: 0,
+                    line: 1,
+                },
+            },
+            kind: apply::Kind {
+                resource: kube::discovery::ApiResource::erase::<
+                    k8s_openapi::api::core::v1::ConfigMap,
+                >(&()),
+                namespaced: namespace.is_some(),
+            },
+        }
+    }
+
+    #[test]
+    fn allowed_namespaces_and_kinds_name_the_object() {
+        let mut o = opts();
+        let ok = target("ConfigMap", Some("team"), "a");
+        assert!(check_allowed(&o, std::slice::from_ref(&ok)).is_ok());
+        o.allowed_namespaces = vec!["team".into()];
+        assert!(check_allowed(&o, &[ok.clone(), target("Namespace", None, "team")]).is_ok());
+        let err = check_allowed(&o, &[target("ConfigMap", Some("other"), "b")]).unwrap_err();
+        assert!(err.to_string().contains("ConfigMap other/b"), "{err}");
+        assert!(check_allowed(&o, &[target("ClusterRole", None, "r")]).is_err());
+        o.allowed_kinds = vec!["Secret".into()];
+        let err = check_allowed(&o, &[ok]).unwrap_err();
+        assert!(err.to_string().contains("allowedKinds"), "{err}");
+    }
+
     #[test]
     fn defaults_match_the_cli() {
         let o = opts();

@@ -339,6 +339,14 @@ mod tests {
         };
         assert!(!a.wait && a.prune);
         assert_eq!(a.source.timeout, Duration::from_secs(90));
+        assert!(!a.rollback_on_failure && !a.force);
+        let T { cmd: Cmd::Sync(a) } =
+            T::parse_from(["t", "sync", "--rollback-on-failure", "--force"])
+        else {
+            panic!()
+        };
+        let o = a.options();
+        assert!(o.rollback_on_failure && o.force && o.wait);
         let T { cmd: Cmd::Diff(d) } = T::parse_from(["t", "diff", "-o", "json", "--ref", "main"])
         else {
             panic!()
