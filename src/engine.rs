@@ -129,6 +129,12 @@ pub struct RolloutReport {
     /// The rollout failed and was undone (`--rollback-on-failure`).
     #[serde(rename = "rolledBack", skip_serializing_if = "Option::is_none")]
     pub rolled_back: Option<RolledBack>,
+    /// Why the rollout did not complete (kubectl's last message), when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The pods that were not ready when it failed, and why (conditions, container states).
+    #[serde(rename = "notReady", skip_serializing_if = "Vec::is_empty")]
+    pub not_ready: Vec<String>,
 }
 
 /// Where a failed rollout was undone to.
@@ -535,6 +541,16 @@ pub async fn sync_loaded(
                     "RolloutTimeout"
                 };
             }
+            // Say which pods are not ready and why, before any undo replaces them.
+            let (message, not_ready) = if o.status == rollout::Status::Complete {
+                (None, Vec::new())
+            } else {
+                let pods = rollout::explain::not_ready_pods(client, &o.namespace, &o.name).await;
+                for line in &pods {
+                    tracing::warn!(deployment = %format!("{}/{}", o.namespace, o.name), "{line}");
+                }
+                (Some(o.message.clone()), pods)
+            };
             let mut rolled_back = None;
             if o.status != rollout::Status::Complete
                 && opts.rollback_on_failure
@@ -557,6 +573,8 @@ pub async fn sync_loaded(
                     status: o.status,
                     rollback_to,
                     rolled_back,
+                    message,
+                    not_ready,
                 });
             }
         }
@@ -760,6 +778,8 @@ mod tests {
             status: rollout::Status::Complete,
             rollback_to: None,
             rolled_back: None,
+            message: None,
+            not_ready: Vec::new(),
         });
         assert_eq!(
             serde_json::to_value(&r).unwrap(),

@@ -261,6 +261,14 @@ fn print_sync(output: Output, report: &engine::SyncReport) -> anyhow::Result<()>
                     ));
                 }
                 println!("{}{line}", if dry_run { "(dry run) " } else { "" });
+                if let Some(ro) = &r.rollout {
+                    if let Some(message) = &ro.message {
+                        println!("  {message}");
+                    }
+                    for pod in &ro.not_ready {
+                        println!("  {pod}");
+                    }
+                }
             }
             let summary: Vec<String> = counts.iter().map(|(w, n)| format!("{n} {w}")).collect();
             println!(

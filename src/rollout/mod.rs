@@ -4,6 +4,7 @@
 //! Owns: [`evaluate`] (pure), [`describe`] (the progress line), [`wait`] (a label-selector
 //! watch per namespace through `kube::runtime::watcher`).
 //! Must not: write to the cluster, or wait without a deadline.
+pub mod explain;
 pub mod history;
 pub mod undo;
 

@@ -416,6 +416,25 @@ async fn kubia_rolls_forward_fails_safely_and_reverts_to_the_old_replica_set() {
     let c = run.change("Deployment", "kubia");
     assert_eq!(c["rollout"]["revision"], 3, "{}", run.show());
     assert_eq!(c["rollout"]["status"], "failed", "{}", run.show());
+    // It says which pods are not ready and why: exactly the one v3 pod, blocked by its probe.
+    assert_eq!(
+        c["rollout"]["message"],
+        "deployment \"kubia\" exceeded its progress deadline",
+        "{}",
+        run.show()
+    );
+    let not_ready = c["rollout"]["notReady"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(not_ready.len(), 1, "{}", run.show());
+    let line = not_ready[0].as_str().unwrap_or_default();
+    assert!(
+        line.starts_with("pod kubia-")
+            && line.contains("Ready False (ContainersNotReady")
+            && line.contains("running but not ready"),
+        "{line}"
+    );
     let d = h.deployment("kubia").await;
     let progressing = d
         .status
