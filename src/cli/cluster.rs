@@ -55,31 +55,8 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<Exit> {
         pod_ready_after: args.pod_ready_after,
         ..kubesim::Config::default()
     };
-    kubesim::serve(config, args.kubeconfig_out.clone(), shutdown_signal())
+    kubesim::serve(config, args.kubeconfig_out.clone(), super::run::shutdown_signal())
         .await
         .context("the embedded cluster failed")?;
     Ok(Exit::Ok)
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
