@@ -24,7 +24,7 @@ def deployment(name):
             f"  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n"
             f"        app: {name}\n    spec:\n      containers:\n      - name: app\n        image: nginx:1.25\n")
 
-def make_repo(root, n):
+def make_repo(root, n, probe_init):
     os.makedirs(os.path.join(root, "m"))
     git(root, "init", "-q", "-b", "main")
     for i in range(n):
@@ -32,7 +32,7 @@ def make_repo(root, n):
         with open(os.path.join(root, "m", f"o{i:04}.yaml"), "w") as f:
             f.write(body)
     with open(os.path.join(root, "m", "probe.yaml"), "w") as f:
-        f.write(configmap("probe", "0"))
+        f.write(configmap("probe", probe_init))
     git(root, "add", "-A"); git(root, "commit", "-q", "-m", "initial")
 
 def api_get(url, path):
@@ -103,17 +103,17 @@ def main():
         url = next(l.split("server:")[1].strip() for l in open(kc) if "server:" in l)
         results = {}
         # Idle: one source with a single object.
-        small = os.path.join(tmp, "small"); make_repo(small, 0)
+        small = os.path.join(tmp, "small"); make_repo(small, 0, "small")
         p, _ = run_agent(bin_, kc, small, tmp, "1m", "small"); procs.append(p)
-        wait_for(lambda: probe_value(url) == "0", 30)
+        wait_for(lambda: probe_value(url) == "small", 30)
         time.sleep(3)  # idle, on purpose: this is the measurement, not a wait for state
         results["rss_idle_mib"] = rss_mib(p.pid)
         p.terminate(); p.wait(10)
         # 1,000 managed objects, local repository (notify trigger).
-        big = os.path.join(tmp, "big"); make_repo(big, a.objects)
+        big = os.path.join(tmp, "big"); make_repo(big, a.objects, "big")
         p, _ = run_agent(bin_, kc, big, tmp, "1m", "big"); procs.append(p)
         t0 = time.monotonic()
-        if not wait_for(lambda: probe_value(url) == "0", 120):
+        if not wait_for(lambda: probe_value(url) == "big", 120):
             raise SystemExit("first sync of the big repo did not land")
         results["first_sync_s"] = time.monotonic() - t0
         time.sleep(3)
