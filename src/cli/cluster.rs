@@ -55,8 +55,12 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<Exit> {
         pod_ready_after: args.pod_ready_after,
         ..kubesim::Config::default()
     };
-    kubesim::serve(config, args.kubeconfig_out.clone(), super::run::shutdown_signal())
-        .await
-        .context("the embedded cluster failed")?;
+    kubesim::serve(
+        config,
+        args.kubeconfig_out.clone(),
+        super::run::shutdown_signal(),
+    )
+    .await
+    .context("the embedded cluster failed")?;
     Ok(Exit::Ok)
 }
