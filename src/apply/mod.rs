@@ -15,8 +15,7 @@ pub mod retry;
 use crate::manifest::{Object, ObjectId};
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::GroupVersionKind;
-use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use kube::discovery::{ApiResource, Discovery, Scope};
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde_json::Value;
@@ -102,37 +101,131 @@ pub struct Kind {
 
 /// The server's kinds, from one discovery per run.
 pub struct Kinds {
-    discovery: Discovery,
+    /// (group, version, kind) → the served resource.
+    by_gvk: BTreeMap<(String, String, String), Kind>,
 }
 
+/// What clients send to ask for aggregated discovery (the server answers legacy JSON otherwise).
+const AGGREGATED_ACCEPT: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+
 impl Kinds {
-    /// Runs discovery once: aggregated (2 requests) when the server supports it, else the
-    /// classic per-group walk.
+    /// Runs discovery once: aggregated (`/api` and `/apis`, each request retried on its own, so a
+    /// flaky API costs one retried GET, not a restarted discovery) when the server supports it,
+    /// else the classic per-group walk.
     pub async fn discover(client: &Client, deadline: Instant) -> Result<Kinds, ApplyError> {
-        let aggregated = retry::with_retry(deadline, "discovery", || {
-            Discovery::new(client.clone()).run_aggregated()
+        let core = aggregated_document(client, "/api", deadline).await;
+        let groups = aggregated_document(client, "/apis", deadline).await;
+        if let (Ok(Some(core)), Ok(Some(groups))) = (&core, &groups) {
+            let mut by_gvk = BTreeMap::new();
+            add_aggregated(&mut by_gvk, core);
+            add_aggregated(&mut by_gvk, groups);
+            if !by_gvk.is_empty() {
+                return Ok(Kinds { by_gvk });
+            }
+        }
+        let discovery = retry::with_retry(deadline, "discovery", || {
+            Discovery::new(client.clone()).run()
         })
-        .await;
-        let discovery = match aggregated {
-            Ok(d) if d.groups().next().is_some() => d,
-            _ => retry::with_retry(deadline, "discovery", || {
-                Discovery::new(client.clone()).run()
-            })
-            .await
-            .map_err(ApplyError::Discovery)?,
-        };
-        Ok(Kinds { discovery })
+        .await
+        .map_err(ApplyError::Discovery)?;
+        let mut by_gvk = BTreeMap::new();
+        for group in discovery.groups() {
+            for version in group.versions() {
+                for (resource, caps) in group.versioned_resources(version) {
+                    let key = (
+                        resource.group.clone(),
+                        resource.version.clone(),
+                        resource.kind.clone(),
+                    );
+                    let namespaced = caps.scope == Scope::Namespaced;
+                    by_gvk.insert(
+                        key,
+                        Kind {
+                            resource,
+                            namespaced,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(Kinds { by_gvk })
     }
 
     /// The served kind for `group/version/kind`, if any.
     pub fn get(&self, group: &str, version: &str, kind: &str) -> Option<Kind> {
-        let (resource, caps): (ApiResource, ApiCapabilities) = self
-            .discovery
-            .resolve_gvk(&GroupVersionKind::gvk(group, version, kind))?;
-        Some(Kind {
-            resource,
-            namespaced: caps.scope == Scope::Namespaced,
-        })
+        self.by_gvk
+            .get(&(group.to_string(), version.to_string(), kind.to_string()))
+            .cloned()
+    }
+}
+
+/// One aggregated discovery document (`APIGroupDiscoveryList`), or `None` when the server
+/// answers something else (it does not serve aggregated discovery).
+async fn aggregated_document(
+    client: &Client,
+    path: &str,
+    deadline: Instant,
+) -> Result<Option<Value>, kube::Error> {
+    let doc = retry::with_retry(deadline, "discovery", || async move {
+        let mut req = kube::core::Request::new(path)
+            .list(&ListParams::default())
+            .map_err(kube::Error::BuildRequest)?;
+        req.headers_mut().insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static(AGGREGATED_ACCEPT),
+        );
+        client.request::<Value>(req).await
+    })
+    .await?;
+    Ok((doc.get("kind").and_then(Value::as_str) == Some("APIGroupDiscoveryList")).then_some(doc))
+}
+
+/// Adds every resource (not subresource) of an aggregated discovery document.
+fn add_aggregated(by_gvk: &mut BTreeMap<(String, String, String), Kind>, doc: &Value) {
+    let items = doc
+        .get("items")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice);
+    for group in items.unwrap_or_default() {
+        let name = group
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let versions = group.get("versions").and_then(Value::as_array);
+        for version in versions.map(Vec::as_slice).unwrap_or_default() {
+            let Some(v) = version.get("version").and_then(Value::as_str) else {
+                continue;
+            };
+            let resources = version.get("resources").and_then(Value::as_array);
+            for r in resources.map(Vec::as_slice).unwrap_or_default() {
+                let (Some(plural), Some(kind)) = (
+                    r.get("resource").and_then(Value::as_str),
+                    r.pointer("/responseKind/kind").and_then(Value::as_str),
+                ) else {
+                    continue;
+                };
+                let api_version = if name.is_empty() {
+                    v.to_string()
+                } else {
+                    format!("{name}/{v}")
+                };
+                let resource = ApiResource {
+                    group: name.to_string(),
+                    version: v.to_string(),
+                    api_version,
+                    kind: kind.to_string(),
+                    plural: plural.to_string(),
+                };
+                let namespaced = r.get("scope").and_then(Value::as_str) == Some("Namespaced");
+                by_gvk.insert(
+                    (name.to_string(), v.to_string(), kind.to_string()),
+                    Kind {
+                        resource,
+                        namespaced,
+                    },
+                );
+            }
+        }
     }
 }
 
@@ -742,6 +835,29 @@ pub async fn is_revert(client: &Client, deployment: &Value, deadline: Instant) -
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn aggregated_discovery_documents_give_kinds_with_scope() {
+        let doc = json!({"kind": "APIGroupDiscoveryList", "items": [
+            {"metadata": {"name": ""}, "versions": [{"version": "v1", "resources": [
+                {"resource": "namespaces", "responseKind": {"kind": "Namespace"}, "scope": "Cluster"},
+                {"resource": "configmaps", "responseKind": {"kind": "ConfigMap"}, "scope": "Namespaced",
+                 "subresources": [{"subresource": "status"}]}]}]},
+            {"metadata": {"name": "apps"}, "versions": [{"version": "v1", "resources": [
+                {"resource": "deployments", "responseKind": {"kind": "Deployment"}, "scope": "Namespaced"}]}]}]});
+        let mut by_gvk = BTreeMap::new();
+        add_aggregated(&mut by_gvk, &doc);
+        let kinds = Kinds { by_gvk };
+        let ns = kinds
+            .get("", "v1", "Namespace")
+            .map(|k| (k.resource.plural, k.namespaced));
+        assert_eq!(ns, Some(("namespaces".to_string(), false)));
+        let d = kinds
+            .get("apps", "v1", "Deployment")
+            .map(|k| (k.resource.api_version, k.namespaced));
+        assert_eq!(d, Some(("apps/v1".to_string(), true)));
+        assert!(kinds.get("apps", "v1", "ReplicaSet").is_none());
+    }
 
     fn written(before: Option<Value>, after: Value) -> Written {
         Written {

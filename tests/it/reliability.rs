@@ -253,9 +253,8 @@ async fn thirty_percent_read_errors_are_ridden_out() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "hardening: API discovery (3 GETs) is retried as a whole, 12 attempts \
-            (src/apply/mod.rs Kinds::discover); at 30% read errors about 0.7% of syncs \
-            (this seed) exhaust them; per-request retries would not"]
+// Once ignored: discovery used to be retried as a whole and this seed exhausted its attempts;
+// each discovery GET is now retried on its own (src/apply/mod.rs `Kinds::discover`).
 async fn discovery_survives_30_percent_read_errors_seed_7() {
     let h = Harness::start().await;
     let repo = Repo::new();
