@@ -806,16 +806,7 @@ pub async fn is_revert(client: &Client, deployment: &Value, deadline: Instant) -
     ) else {
         return false;
     };
-    let labels = deployment
-        .pointer("/spec/selector/matchLabels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
+    let labels = crate::rollout::history::selector_string_of(deployment);
     let api: Api<k8s_openapi::api::apps::v1::ReplicaSet> = Api::namespaced(client.clone(), ns);
     let lp = ListParams::default().labels(&labels);
     let Ok(list) = retry::with_retry(deadline, "list replicasets", || api.list_metadata(&lp)).await

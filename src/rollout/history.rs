@@ -156,6 +156,16 @@ pub fn selector_string(selector: &LabelSelector) -> String {
     parts.join(",")
 }
 
+/// The label selector string of a workload given as JSON (its `spec.selector`), through
+/// [`selector_string`] so that `matchExpressions` count too; empty when it has none.
+pub fn selector_string_of(workload: &serde_json::Value) -> String {
+    workload
+        .pointer("/spec/selector")
+        .and_then(|s| serde_json::from_value::<LabelSelector>(s.clone()).ok())
+        .map(|s| selector_string(&s))
+        .unwrap_or_default()
+}
+
 /// The revisions of `deployment` among `replica_sets`, sorted by revision. Only ReplicaSets
 /// controlled by the Deployment (owner reference with its uid and `controller: true`) and
 /// carrying an integer revision count, as in `kubectl rollout history`.
@@ -585,6 +595,14 @@ mod tests {
             selector_string(&selector),
             "app=kubia,tier=web,env in (a,b),x notin (c),y,!z"
         );
+    }
+
+    #[test]
+    fn selector_string_of_reads_a_workloads_selector_as_json() {
+        let d = json!({"spec": {"selector": {"matchLabels": {"app": "web"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a"]}]}}});
+        assert_eq!(selector_string_of(&d), "app=web,tier in (a)");
+        assert_eq!(selector_string_of(&json!({"spec": {}})), "");
     }
 
     #[test]

@@ -71,16 +71,7 @@ pub async fn revert_target(
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)?;
     let uid = live.pointer("/metadata/uid").and_then(Value::as_str)?;
-    let labels = live
-        .pointer("/spec/selector/matchLabels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
+    let labels = crate::rollout::history::selector_string_of(live);
     let api: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
     let lp = ListParams::default().labels(&labels);
     let list = match retry::with_retry(deadline, "list replicasets", || api.list(&lp)).await {
