@@ -131,7 +131,7 @@ pub fn parse_yaml(doc: &RawDocument, budget: &Budget) -> Result<Option<Value>, P
             let line = err
                 .location()
                 .map(|l| (doc.first_line + l.line().saturating_sub(1)).min(last));
-            let message = strip_location(&err.to_string());
+            let message = shorten(&strip_location(&err.to_string()));
             Err(ParseError { line, message })
         }
     }
@@ -149,7 +149,7 @@ pub fn parse_json(bytes: &[u8], budget: &Budget) -> Result<Option<Value>, ParseE
         Ok(value) => Ok(Some(value)),
         Err(err) => Err(ParseError {
             line: Some(err.line().max(1)),
-            message: strip_location(&err.to_string()),
+            message: shorten(&strip_location(&err.to_string())),
         }),
     }
 }
@@ -166,6 +166,106 @@ fn strip_location(message: &str) -> String {
         Some(at) => message[..at].to_string(),
         None => message.to_string(),
     }
+}
+
+/// Longest parse-error message kept, in bytes (a safety net: keys and paths come from the
+/// input, so an error could otherwise be as long as the file).
+pub const MAX_MESSAGE: usize = 600;
+/// Path segments kept at each end when an error's path is long.
+const PATH_KEEP: usize = 3;
+/// Longest key printed within a shortened path, in characters.
+const MAX_SEGMENT: usize = 40;
+
+/// Keeps a parse-error message short. serde_yaml prefixes a message with the path of the
+/// failing node (`data.x[0][0]…: reason`), one segment per nesting level; a long path keeps
+/// its first and last [`PATH_KEEP`] segments around `…(N levels)…`. Any message still over
+/// [`MAX_MESSAGE`] bytes keeps its start and end.
+fn shorten(message: &str) -> String {
+    let short = match split_path(message) {
+        Some((segments, rest)) if segments.len() > 2 * PATH_KEEP + 1 => {
+            let cut = |s: &str| -> String {
+                if s.chars().count() > MAX_SEGMENT {
+                    let head: String = s.chars().take(MAX_SEGMENT).collect();
+                    format!("{head}…")
+                } else {
+                    s.to_string()
+                }
+            };
+            let mut out = String::new();
+            for s in &segments[..PATH_KEEP] {
+                out.push_str(&cut(s));
+            }
+            let hidden = segments.len() - 2 * PATH_KEEP;
+            out.push_str(&format!("…({hidden} levels)…"));
+            for s in &segments[segments.len() - PATH_KEEP..] {
+                out.push_str(&cut(s));
+            }
+            format!("{}{rest}", out.trim_start_matches('.'))
+        }
+        _ => message.to_string(),
+    };
+    if short.len() <= MAX_MESSAGE {
+        return short;
+    }
+    let keep = MAX_MESSAGE / 2 - 20;
+    let mut head_end = keep;
+    while !short.is_char_boundary(head_end) {
+        head_end -= 1;
+    }
+    let mut tail_start = short.len() - keep;
+    while !short.is_char_boundary(tail_start) {
+        tail_start += 1;
+    }
+    format!(
+        "{}…({} bytes)…{}",
+        &short[..head_end],
+        tail_start - head_end,
+        &short[tail_start..]
+    )
+}
+
+/// Splits serde_yaml's `path: reason` into the path's segments (`key`, `.key`, `[N]`, `?`,
+/// each with its separator, so joining them gives the path back) and `: reason`; `None` if
+/// the message does not start with a path of at least two segments.
+fn split_path(message: &str) -> Option<(Vec<&str>, &str)> {
+    let mut segments = Vec::new();
+    let mut at = 0;
+    let bytes = message.as_bytes();
+    while at < bytes.len() {
+        if bytes[at..].starts_with(b": ") {
+            break;
+        }
+        let start = at;
+        if bytes[at] == b'[' {
+            let close = message[at..].find(']')?;
+            let digits = &message[at + 1..at + close];
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            at += close + 1;
+        } else {
+            if bytes[at] == b'.' {
+                at += 1;
+            }
+            // A key runs to the next separator (keys holding `.`, `[` or `: ` are split
+            // wrongly, which only changes how the path is shortened).
+            while at < bytes.len()
+                && bytes[at] != b'.'
+                && bytes[at] != b'['
+                && !bytes[at..].starts_with(b": ")
+            {
+                at += 1;
+            }
+            if at == start + usize::from(bytes[start] == b'.') {
+                return None;
+            }
+        }
+        segments.push(&message[start..at]);
+    }
+    if segments.len() < 2 || !bytes[at..].starts_with(b": ") {
+        return None;
+    }
+    Some((segments, &message[at..]))
 }
 
 #[derive(Clone, Copy)]
@@ -367,6 +467,71 @@ mod tests {
         let split = split_documents(&deep);
         assert!(parse_yaml(&split[0], &Budget::new(100_000)).is_err());
         assert!(parse_json(deep.as_bytes(), &Budget::new(100_000)).is_err());
+    }
+
+    #[test]
+    fn deep_paths_in_errors_are_shortened() {
+        let depth = 20_000;
+        let deep = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: deep}}\ndata:\n  x: {}{}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let split = split_documents(&deep);
+        let err = parse_yaml(&split[0], &Budget::new(node_budget(deep.len()))).unwrap_err();
+        assert_eq!(
+            err.message,
+            format!(
+                "data.x[0]…(94 levels)…[0][0][0]: nested more than {MAX_DEPTH} levels deep: refused"
+            )
+        );
+        assert_eq!(err.line, Some(5));
+        // Mappings with long keys: segments are cut too.
+        let key = "k".repeat(60);
+        let mut text = String::new();
+        for _ in 0..150 {
+            text.push_str(&format!("{{{key}: "));
+        }
+        text.push('1');
+        text.push_str(&"}".repeat(150));
+        let split = split_documents(&text);
+        let err = parse_yaml(&split[0], &Budget::new(100_000)).unwrap_err();
+        assert!(
+            err.message.len() < 400,
+            "{} bytes: {}",
+            err.message.len(),
+            err.message
+        );
+        assert!(err.message.contains("levels)…"), "{}", err.message);
+        assert!(
+            err.message
+                .ends_with(": nested more than 100 levels deep: refused")
+        );
+    }
+
+    #[test]
+    fn shorten_keeps_short_messages_and_caps_long_ones() {
+        for m in [
+            "did not find expected ',' or ']'",
+            "document expands to more than 10371 nodes (alias bomb?): refused",
+            "a.b[0].c: duplicate key \"x\"",
+            "nested more than 100 levels deep: refused",
+        ] {
+            assert_eq!(shorten(m), m);
+        }
+        let long = format!("duplicate key \"{}é\"", "x".repeat(5000));
+        let short = shorten(&long);
+        assert!(short.len() <= MAX_MESSAGE, "{}", short.len());
+        assert!(
+            short.starts_with("duplicate key \"xxx") && short.ends_with("xé\""),
+            "{short}"
+        );
+        assert_eq!(
+            split_path("a.b[1]?.c: why"),
+            Some((vec!["a", ".b", "[1]", "?", ".c"], ": why"))
+        );
+        assert_eq!(split_path("no path here"), None);
+        assert_eq!(split_path("é.ü: x"), Some((vec!["é", ".ü"], ": x")));
     }
 
     #[test]

@@ -73,20 +73,58 @@ pub const REDACTED: &str = "<redacted>";
 pub const REDACTED_CHANGED: &str = "<redacted, changed>";
 
 /// Drops server-managed fields (`managedFields`, `resourceVersion`, `uid`, `generation`,
-/// `creationTimestamp`, `selfLink`, `status`) and masks every Secret `data`/`stringData`
-/// value.
+/// `creationTimestamp`, `selfLink`, `status`) and masks every Secret value: see
+/// [`mask_secrets`].
 pub fn normalise(obj: &Value) -> Value {
     let mut out = strip_server_fields(obj);
-    if is_secret(&out) {
-        for field in ["data", "stringData"] {
-            if let Some(Value::Object(map)) = out.get_mut(field) {
-                for value in map.values_mut() {
-                    *value = Value::String(REDACTED.to_string());
-                }
+    mask_secrets(&mut out);
+    out
+}
+
+/// Top-level fields of a Secret that never hold a secret value; every other field is masked.
+const SECRET_PUBLIC_FIELDS: [&str; 5] = ["apiVersion", "kind", "metadata", "type", "immutable"];
+
+/// Masks, conservatively, every value a Secret may hold: in any mapping whose `kind` is
+/// `Secret` (any apiVersion, any case), every top-level field but `apiVersion`, `kind`,
+/// `metadata`, a string `type` and a boolean `immutable` (so `data`, `stringData`, and any
+/// misspelt field such as `stringdata`) is masked whatever its shape: a mapping keeps its keys
+/// with every value [`REDACTED`]; anything else (a string, a list, a number) becomes
+/// [`REDACTED`]. The `items` of a list (`kind: List` or any other) are masked the same way,
+/// whether or not the list is well formed.
+pub fn mask_secrets(value: &mut Value) {
+    let secret = is_secret(value);
+    let Value::Object(map) = value else {
+        return;
+    };
+    if secret {
+        for (field, v) in map.iter_mut() {
+            let public = match field.as_str() {
+                "type" => v.is_string(),
+                "immutable" => v.is_boolean(),
+                f => SECRET_PUBLIC_FIELDS.contains(&f),
+            };
+            if !public {
+                mask_value(v);
             }
         }
     }
-    out
+    match map.get_mut("items") {
+        Some(Value::Array(items)) => items.iter_mut().for_each(mask_secrets),
+        Some(Value::Object(items)) => items.values_mut().for_each(mask_secrets),
+        _ => {}
+    }
+}
+
+fn mask_value(value: &mut Value) {
+    match value {
+        Value::Null => {}
+        Value::Object(map) => {
+            for v in map.values_mut() {
+                *v = Value::String(REDACTED.to_string());
+            }
+        }
+        other => *other = Value::String(REDACTED.to_string()),
+    }
 }
 
 fn strip_server_fields(obj: &Value) -> Value {
@@ -110,9 +148,11 @@ fn strip_server_fields(obj: &Value) -> Value {
     out
 }
 
-fn is_secret(obj: &Value) -> bool {
-    obj.get("kind").and_then(Value::as_str) == Some("Secret")
-        && obj.get("apiVersion").and_then(Value::as_str) == Some("v1")
+/// Whether `obj`'s kind is Secret, under any apiVersion (or none) and in any case.
+pub fn is_secret(obj: &Value) -> bool {
+    obj.get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k.trim().eq_ignore_ascii_case("secret"))
 }
 
 /// The form two states are compared in: server fields dropped, and the per-commit
@@ -139,21 +179,28 @@ pub fn comparable(obj: &Value) -> Value {
 pub fn unified_diff(old: Option<&Value>, new: Option<&Value>, label: &str) -> String {
     let old_norm = old.map(normalise);
     let mut new_norm = new.map(normalise);
-    if let (Some(old), Some(new), Some(masked)) = (old, new, new_norm.as_mut())
+    if let (Some(old), Some(new), Some(Value::Object(masked))) = (old, new, new_norm.as_mut())
         && is_secret(new)
     {
-        for field in ["data", "stringData"] {
-            let (Some(Value::Object(before)), Some(Value::Object(after)), Some(Value::Object(out))) =
-                (old.get(field), new.get(field), masked.get_mut(field))
-            else {
-                continue;
-            };
-            for (key, value) in after {
-                if before.get(key).is_some_and(|b| b != value)
-                    && let Some(slot) = out.get_mut(key)
-                {
-                    *slot = Value::String(REDACTED_CHANGED.to_string());
+        for (field, out) in masked.iter_mut() {
+            if out == new.get(field).unwrap_or(&Value::Null) {
+                continue; // not masked
+            }
+            let before = old.get(field);
+            match (before, new.get(field), out) {
+                (Some(Value::Object(before)), Some(Value::Object(after)), Value::Object(out)) => {
+                    for (key, value) in after {
+                        if before.get(key).is_some_and(|b| b != value)
+                            && let Some(slot) = out.get_mut(key)
+                        {
+                            *slot = Value::String(REDACTED_CHANGED.to_string());
+                        }
+                    }
                 }
+                (Some(before), Some(after), out) if before != after && !out.is_object() => {
+                    *out = Value::String(REDACTED_CHANGED.to_string());
+                }
+                _ => {}
             }
         }
     }
@@ -312,6 +359,70 @@ mod tests {
             !diff.contains("bmV3") && !diff.contains("b2xk") && !diff.contains("eA=="),
             "{diff}"
         );
+    }
+
+    /// Every string (and number) anywhere in `v`.
+    fn leaves(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Number(n) => out.push(n.to_string()),
+            Value::Array(a) => a.iter().for_each(|x| leaves(x, out)),
+            Value::Object(m) => m.values().for_each(|x| leaves(x, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn malformed_secrets_are_masked_whatever_their_shape() {
+        let cases = [
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": ["CANARY"]}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": "CANARY"}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"pin": 73918462}}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"p": {"n": "CANARY"}}}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"t": [{"n": "CANARY"}]}}),
+            json!({"kind": "Secret", "metadata": {"name": "s"}, "stringData": {"t": "CANARY"}}),
+            json!({"apiVersion": "v1beta1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"t": "CANARY"}}),
+            json!({"apiVersion": "v1", "kind": "secret", "metadata": {"name": "s"}, "data": {"t": "CANARY"}}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringdata": {"t": "CANARY"}}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": {"x": "CANARY"}}),
+            json!({"apiVersion": "v1", "kind": "List", "items": [
+                {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": ["CANARY"]}]}),
+            json!({"apiVersion": "v1", "kind": "List", "items": {"a":
+                {"apiVersion": "v1", "kind": "List", "items": [
+                    {"kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "CANARY"}}]}}}),
+        ];
+        for case in &cases {
+            let mut found = Vec::new();
+            leaves(&normalise(case), &mut found);
+            assert!(
+                found
+                    .iter()
+                    .all(|s| !s.contains("CANARY") && s != "73918462"),
+                "{case} -> {found:?}"
+            );
+            let diff = unified_diff(None, Some(case), "x");
+            assert!(
+                !diff.contains("CANARY") && !diff.contains("73918462"),
+                "{diff}"
+            );
+        }
+        // The public fields stay readable.
+        let masked = normalise(&cases[0]);
+        assert_eq!(masked["metadata"]["name"], "s");
+        assert_eq!(masked["data"], REDACTED);
+        // Other kinds are untouched.
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}});
+        assert_eq!(normalise(&cm), cm);
+    }
+
+    #[test]
+    fn a_malformed_secret_value_that_changed_is_marked() {
+        let old = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": "b2xk"});
+        let new = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": "bmV3"});
+        let diff = unified_diff(Some(&old), Some(&new), "default/Secret/s");
+        assert!(diff.contains("-data: <redacted>"), "{diff}");
+        assert!(diff.contains("+data: <redacted, changed>"), "{diff}");
+        assert!(!diff.contains("bmV3") && !diff.contains("b2xk"), "{diff}");
     }
 
     #[test]
