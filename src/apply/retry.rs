@@ -1,14 +1,23 @@
-//! Retries of API calls: 429 (honouring the server's `retryAfterSeconds`), 5xx, timeouts and
-//! connection errors are retried with exponential backoff, a bounded number of times and never
-//! past the caller's deadline. Everything else (4xx: invalid, forbidden, conflict) fails at once.
+//! Retries of API calls: 429 (honouring the server's `retryAfterSeconds`, capped at
+//! [`MAX_RETRY_AFTER`]), 5xx, timeouts and connection errors are retried with exponential
+//! backoff, a bounded number of times and never past the caller's deadline. Everything else
+//! (4xx: invalid, forbidden, conflict) fails at once. Each attempt is also cut at the deadline
+//! (with at least [`MIN_ATTEMPT`] per attempt): kube's client has its own retry layer for 429,
+//! 503 and 504 that sleeps for whatever `Retry-After` header the server sends, uncapped and
+//! unaware of our deadline.
 //!
-//! Must not retry non-transient errors, and must not sleep past the deadline.
+//! Must not retry non-transient errors, and must not sleep or wait past the deadline.
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// Attempts per call, the first included.
 pub const MAX_ATTEMPTS: u32 = 6;
+/// The longest wait a server's `retryAfterSeconds` can ask for.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// The time every attempt gets, even one started at or after the deadline (so a last write
+/// after a timed-out wait is still tried once).
+pub const MIN_ATTEMPT: Duration = Duration::from_secs(5);
 
 /// How long to wait before retrying `error`, or `None` if it must not be retried.
 pub fn retry_delay(error: &kube::Error, attempt: u32) -> Option<Duration> {
@@ -22,7 +31,7 @@ pub fn retry_delay(error: &kube::Error, attempt: u32) -> Option<Duration> {
                     .map(|d| d.retry_after_seconds)
                     .unwrap_or(0);
                 Some(if hinted > 0 {
-                    Duration::from_secs(u64::from(hinted))
+                    Duration::from_secs(u64::from(hinted)).min(MAX_RETRY_AFTER)
                 } else {
                     backoff
                 })
@@ -37,8 +46,23 @@ pub fn retry_delay(error: &kube::Error, attempt: u32) -> Option<Duration> {
     }
 }
 
+/// The error of an attempt cut at the deadline.
+fn deadline_error(what: &str) -> kube::Error {
+    kube::Error::Api(Box::new(
+        kube::core::Status::failure(
+            &format!(
+                "{what}: no answer from the API server before the sync deadline (it may be \
+                 throttling requests with a long Retry-After, or unavailable)"
+            ),
+            "Timeout",
+        )
+        .with_code(504),
+    ))
+}
+
 /// Runs `call` until it succeeds, fails with a non-transient error, runs out of attempts, or
-/// the next wait would end after `deadline`.
+/// the next wait would end after `deadline`. An attempt still running at the deadline (or
+/// [`MIN_ATTEMPT`] after it started, if later) is abandoned with a 504 `Timeout` error.
 pub async fn with_retry<T, F, Fut>(
     deadline: Instant,
     what: &str,
@@ -50,9 +74,11 @@ where
 {
     let mut attempt = 0;
     loop {
-        let error = match call().await {
-            Ok(v) => return Ok(v),
-            Err(e) => e,
+        let cut = deadline.max(Instant::now() + MIN_ATTEMPT);
+        let error = match tokio::time::timeout_at(cut, call()).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => e,
+            Err(_) => return Err(deadline_error(what)),
         };
         attempt += 1;
         let Some(delay) = retry_delay(&error, attempt) else {
@@ -98,9 +124,45 @@ mod tests {
             retry_after_seconds: 3,
         });
         assert_eq!(
-            retry_delay(&kube::Error::Api(Box::new(status)), 1),
+            retry_delay(&kube::Error::Api(Box::new(status.clone())), 1),
             Some(Duration::from_secs(3))
         );
+        // A long hint is capped.
+        if let Some(d) = status.details.as_mut() {
+            d.retry_after_seconds = 3600;
+        }
+        assert_eq!(
+            retry_delay(&kube::Error::Api(Box::new(status)), 1),
+            Some(MAX_RETRY_AFTER)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_that_hangs_is_cut_at_the_deadline() {
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(20);
+        let result: Result<(), _> = with_retry(deadline, "hang", || async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        })
+        .await;
+        let err = result.expect_err("cut");
+        assert!(err.to_string().contains("sync deadline"), "{err}");
+        assert_eq!(start.elapsed(), Duration::from_secs(20));
+        // Past the deadline, an attempt still gets MIN_ATTEMPT.
+        let start = Instant::now();
+        let result: Result<(), _> = with_retry(start, "late", || async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(start.elapsed(), MIN_ATTEMPT);
+        let result = with_retry(start, "late but quick", || async {
+            Ok::<_, kube::Error>(7)
+        })
+        .await;
+        assert_eq!(result.ok(), Some(7));
     }
 
     #[tokio::test(start_paused = true)]

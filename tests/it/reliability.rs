@@ -728,3 +728,198 @@ async fn git_failures_exit_2_name_the_reason_and_prune_nothing() {
     assert!(!config_maps(&h).await.contains(&"gen-1".to_string()));
     h.cluster.shutdown().await;
 }
+
+/// One request as the logging front of kubesim saw it.
+#[derive(Debug, Clone)]
+struct Logged {
+    method: String,
+    uri: String,
+    status: u16,
+    received: Instant,
+    answered: Instant,
+}
+
+type RequestLog = std::sync::Arc<std::sync::Mutex<Vec<Logged>>>;
+
+/// Serves kubesim's router (faults included) on a second socket, timestamping every request
+/// and its answer; returns a kubeconfig pointing at that socket and the log.
+async fn logging_front(h: &Harness) -> (std::path::PathBuf, RequestLog) {
+    let log: RequestLog = Default::default();
+    let writer = log.clone();
+    let app = h.cluster.router().layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let writer = writer.clone();
+            async move {
+                let method = req.method().to_string();
+                let uri = req.uri().to_string();
+                let received = Instant::now();
+                let resp = next.run(req).await;
+                writer
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(Logged {
+                        method,
+                        uri,
+                        status: resp.status().as_u16(),
+                        received,
+                        answered: Instant::now(),
+                    });
+                resp
+            }
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let kubeconfig = h.dir.path().join("kubeconfig-logged");
+    std::fs::write(
+        &kubeconfig,
+        h.cluster
+            .kubeconfig_yaml()
+            .replace(&h.cluster.url(), &format!("http://{addr}")),
+    )
+    .expect("kubeconfig");
+    (kubeconfig, log)
+}
+
+/// `kubesync sync --prune` of `repo` through `kubeconfig`, killed (and reported as such) if
+/// it outlives `limit`; returns the run and how long it took.
+async fn sync_via(
+    h: &Harness,
+    repo: &Repo,
+    kubeconfig: &std::path::Path,
+    timeout: &str,
+    limit: Duration,
+) -> (Run, Duration) {
+    let mut child = Command::new(kubesync_bin())
+        .args(["sync", "--repo", &repo.path_string(), "--path", "apps"])
+        .args(["--prune", "-o", "json", "--timeout", timeout])
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env_remove("KUBECONFIG")
+        .env("HOME", h.dir.path())
+        .env("KUBESYNC_LOG", "warn")
+        .current_dir(h.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubesync starts");
+    let started = Instant::now();
+    let deadline = started + limit;
+    loop {
+        if child.try_wait().expect("wait").is_some() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let overran = child.try_wait().expect("wait").is_none();
+    if overran {
+        let _ = child.kill();
+    }
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("output"))
+        .await
+        .expect("join");
+    let elapsed = started.elapsed();
+    let mut run = Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    if overran {
+        run.code = None;
+        run.stderr
+            .push_str(&format!("\n[killed by the test after {limit:?}]"));
+    }
+    (run, elapsed)
+}
+
+/// A 429 with `Retry-After: 1` is retried no sooner than 1 s after it was answered, and the
+/// sync converges. The gaps are measured on the server side of the socket (a timestamping
+/// front of kubesim's router), so CPU load can only make them longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_is_retried_no_sooner_than_its_retry_after() {
+    let h = Harness::start().await;
+    let repo = Repo::new();
+    commit_generation(&repo, 1);
+    let run = full_sync(&h, &repo).await;
+    assert_eq!(run.code, Some(0), "{}", run.show());
+    let (kubeconfig, log) = logging_front(&h).await;
+
+    commit_generation(&repo, 2);
+    h.cluster.faults().set(FaultRule {
+        retry_after: Some(1),
+        ..fault(&[Verb::Patch, Verb::Delete], 0.4, 429, 11)
+    });
+    let (run, _) = sync_via(&h, &repo, &kubeconfig, "60s", Duration::from_secs(120)).await;
+    h.cluster.faults().clear();
+    assert_eq!(run.code, Some(0), "{}", run.show());
+    assert_generation(&h, 2, 2, "after 429 + Retry-After").await;
+
+    let log = log.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut throttled = 0;
+    let mut gaps = Vec::new();
+    for (i, first) in log.iter().enumerate() {
+        if first.status != 429 {
+            continue;
+        }
+        throttled += 1;
+        let retry = log[i + 1..]
+            .iter()
+            .filter(|r| r.method == first.method && r.uri == first.uri)
+            .min_by_key(|r| r.received)
+            .unwrap_or_else(|| panic!("{} {} was never retried", first.method, first.uri));
+        let gap = retry.received.saturating_duration_since(first.answered);
+        gaps.push(gap);
+        assert!(
+            gap >= Duration::from_millis(1000),
+            "{} {} retried {gap:?} after a 429 with Retry-After: 1",
+            first.method,
+            first.uri
+        );
+    }
+    assert!(throttled >= 2, "only {throttled} requests were throttled");
+    eprintln!("{throttled} throttled requests, retried after {gaps:?}");
+    h.cluster.shutdown().await;
+}
+
+/// A server asking for a wait far longer than the sync's deadline (`Retry-After: 3600` on
+/// every write, `--timeout 4s`) does not hold the sync past its deadline: it exits 2 with the
+/// reason, soon, and prunes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_beyond_the_deadline_is_not_waited_for() {
+    let h = Harness::start().await;
+    let repo = Repo::new();
+    commit_generation(&repo, 1);
+    let run = full_sync(&h, &repo).await;
+    assert_eq!(run.code, Some(0), "{}", run.show());
+
+    commit_generation(&repo, 2);
+    h.cluster.faults().set(FaultRule {
+        retry_after: Some(3600),
+        ..fault(&[Verb::Patch], 1.0, 429, 3)
+    });
+    let (run, elapsed) = sync_via(&h, &repo, &h.kubeconfig, "4s", Duration::from_secs(40)).await;
+    h.cluster.faults().clear();
+    assert_eq!(run.code, Some(2), "after {elapsed:?}: {}", run.show());
+    assert!(
+        elapsed < Duration::from_secs(15),
+        "gave up late: {elapsed:?}"
+    );
+    // With kube's own retry layer (which sleeps for the Retry-After it is sent) the attempt is
+    // cut at the deadline; without it, the 429 itself is the reason.
+    assert!(
+        run.stderr.contains("sync deadline") || run.stderr.contains("429"),
+        "the reason is named: {}",
+        run.show()
+    );
+    let gen1 = Api::<ConfigMap>::namespaced(h.client.clone(), "default")
+        .get_opt("gen-1")
+        .await
+        .expect("get");
+    assert!(gen1.is_some(), "gen-1 was pruned by a failed sync");
+    h.cluster.shutdown().await;
+}
