@@ -16,6 +16,8 @@ pub mod config;
 pub mod drift;
 pub mod election;
 pub mod git;
+pub mod health;
+pub mod memory;
 pub mod metrics;
 pub mod server;
 pub mod status;
@@ -257,8 +259,8 @@ pub struct Shared {
     /// Per source, in config order.
     pub triggers: Vec<(String, Arc<Trigger>)>,
     pub role: watch::Receiver<Role>,
-    /// The API server has answered at least once.
-    pub api_ok: AtomicBool,
+    /// Whether the API server answers (kept current while the agent runs).
+    pub api: health::ApiHealth,
     /// Webhook secrets, read once at start: global, then per source.
     pub secrets: webhook::Secrets,
 }
@@ -272,8 +274,17 @@ impl Shared {
     }
 
     pub fn ready(&self) -> bool {
-        self.api_ok.load(std::sync::atomic::Ordering::SeqCst)
-            && *self.role.borrow() != Role::Unknown
+        self.not_ready().is_none()
+    }
+
+    /// Why the agent is not ready (`None`: ready): the API server does not answer, or the
+    /// leader/standby state is not known yet.
+    pub fn not_ready(&self) -> Option<String> {
+        if let Some(why) = self.api.reason(tokio::time::Instant::now()) {
+            return Some(why);
+        }
+        (*self.role.borrow() == Role::Unknown)
+            .then(|| "leader election state not known yet".to_owned())
     }
 }
 
@@ -322,7 +333,7 @@ pub async fn serve(
         board,
         triggers,
         role: role_rx,
-        api_ok: AtomicBool::new(false),
+        api: health::ApiHealth::default(),
         secrets,
     });
 
@@ -339,36 +350,12 @@ pub async fn serve(
             .await
     });
 
-    // Readiness: the API server answered.
-    let api_probe = {
-        let client = agent.client.clone();
-        let shared = shared.clone();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let mut backoff = backoff::Backoff::new(
-                std::time::Duration::from_millis(500),
-                std::time::Duration::from_secs(10),
-            );
-            loop {
-                match client.apiserver_version().await {
-                    Ok(_) => {
-                        shared
-                            .api_ok
-                            .store(true, std::sync::atomic::Ordering::SeqCst);
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "API server not reachable yet");
-                        let wait = backoff.fail();
-                        tokio::select! {
-                            _ = tokio::time::sleep(wait) => {}
-                            _ = stop.wait_for(|s| *s) => break,
-                        }
-                    }
-                }
-            }
-        })
-    };
+    // Readiness: the API server answers (probed for as long as the agent runs).
+    let api_probe = tokio::spawn(health::probe(
+        agent.client.clone(),
+        shared.clone(),
+        stop_rx.clone(),
+    ));
 
     let (election_stop_tx, election_stop_rx) = watch::channel(false);
     let election = if config.election.enabled {

@@ -35,15 +35,9 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    if shared.ready() {
-        (StatusCode::OK, "ok\n").into_response()
-    } else {
-        let why = if shared.api_ok.load(std::sync::atomic::Ordering::SeqCst) {
-            "leader election state not known yet\n"
-        } else {
-            "API server has not answered yet\n"
-        };
-        (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+    match shared.not_ready() {
+        None => (StatusCode::OK, "ok\n").into_response(),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
     }
 }
 
@@ -56,10 +50,12 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
+    let not_ready = shared.not_ready();
     let report = Report {
         identity: shared.config.identity.clone(),
         role: *shared.role.borrow(),
-        ready: shared.ready(),
+        ready: not_ready.is_none(),
+        not_ready,
         sources: shared.board.all(),
     };
     axum::Json(report).into_response()

@@ -69,6 +69,9 @@ pub struct Report {
     pub identity: String,
     pub role: Role,
     pub ready: bool,
+    /// Why not ready (absent when ready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_ready: Option<String>,
     pub sources: Vec<SourceStatus>,
 }
 

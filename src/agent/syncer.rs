@@ -2,13 +2,20 @@
 //! ([`crate::engine`]). Turns a [`SourceConfig`] (plus the agent's cache dir and inventory
 //! namespace) into [`engine::SyncOptions`] and the engine's report into a [`SyncResult`].
 //!
+//! Each source's syncs run on one long-lived thread of that source
+//! ([`super::memory::SyncThread`]), which hands free memory back after each sync: RSS stays
+//! flat from sync to sync (see `memory`).
+//!
 //! Must not: apply anything itself, or decide policy (allowed namespaces/kinds are enforced
 //! by the engine before any write; this only passes them on).
+use super::memory::{Job, SyncThread};
 use super::{BoxFuture, Progress, RolloutResult, SourceConfig, SyncFailure, SyncResult, Syncer};
 use crate::engine::{self, EngineError};
 use crate::rollout;
 use crate::source;
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Syncs through [`engine::sync`] with one shared client.
@@ -21,6 +28,8 @@ pub struct EngineSyncer {
     pub inventory_namespace: String,
     /// Deadline of one sync (API retries and rollout waits).
     pub timeout: Duration,
+    /// The sync thread of each source, started on its first sync.
+    threads: Arc<Mutex<HashMap<String, SyncThread>>>,
 }
 
 impl EngineSyncer {
@@ -31,7 +40,38 @@ impl EngineSyncer {
             cache_dir: config.cache_dir.clone(),
             inventory_namespace: config.inventory_namespace.clone(),
             timeout: Duration::from_secs(600),
+            threads: Arc::default(),
         }
+    }
+
+    /// Queue `job` on `source`'s sync thread, starting (or restarting) the thread if needed.
+    fn submit(&self, source: &str, job: Job) -> Result<(), SyncFailure> {
+        let mut threads = match self.threads.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut job = job;
+        for _ in 0..2 {
+            if !threads.contains_key(source) {
+                let t = SyncThread::spawn(format!("sync-{source}")).map_err(|e| {
+                    SyncFailure::new("engine", format!("cannot start the sync thread: {e}"))
+                })?;
+                threads.insert(source.to_owned(), t);
+            }
+            let sent = match threads.get(source) {
+                Some(thread) => thread.submit(job),
+                None => Err(job),
+            };
+            match sent {
+                Ok(()) => return Ok(()),
+                Err(back) => {
+                    // The thread is gone: forget it and start a new one.
+                    threads.remove(source);
+                    job = back;
+                }
+            }
+        }
+        Err(SyncFailure::new("engine", "the sync thread is gone"))
     }
 
     /// The engine options for syncing `source` at `commit`.
@@ -61,8 +101,9 @@ impl EngineSyncer {
         o
     }
 
-    /// Runs the engine on a blocking thread (`Handle::block_on`): the engine's futures are
-    /// not provably `Send` (higher-ranked closures in `apply`), which the seam requires. If
+    /// Runs the engine on the source's sync thread (`Handle::block_on`): the engine's futures
+    /// are not provably `Send` (higher-ranked closures in `apply`), which the seam requires,
+    /// and one long-lived thread per source keeps its allocations in one malloc arena. If
     /// the returned future is dropped (lost lease, shutdown), the `cancel` sender drops and
     /// the engine future is dropped at its next await point too.
     async fn run(
@@ -76,7 +117,8 @@ impl EngineSyncer {
         let progress_in = progress.clone();
         let handle = tokio::runtime::Handle::current();
         let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::task::spawn_blocking(move || {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
             let on_progress = |line: &str, done: bool| {
                 if let Some(d) = deployment_of(line)
                     && !done
@@ -84,16 +126,18 @@ impl EngineSyncer {
                     progress_in.rollout_started(d);
                 }
             };
-            handle.block_on(async {
+            let outcome = handle.block_on(async {
                 tokio::select! {
                     r = engine::sync(&client, &opts, &on_progress) => Some(r),
                     _ = cancelled => None,
                 }
-            })
+            });
+            let _ = done.send(outcome);
         });
-        let outcome = task
+        self.submit(&source.name, job)?;
+        let outcome = finished
             .await
-            .map_err(|e| SyncFailure::new("engine", format!("the sync task failed: {e}")))?;
+            .map_err(|_| SyncFailure::new("engine", "the sync thread failed (panic)"))?;
         drop(cancel);
         let report = match outcome {
             Some(r) => r.map_err(failure)?,
