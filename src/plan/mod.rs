@@ -115,6 +115,117 @@ pub fn mask_secrets(value: &mut Value) {
     }
 }
 
+/// Every value `obj` holds as a Secret (the leaves [`mask_secrets`] would mask), in the forms
+/// a message could echo: as written, base64-encoded, and base64-decoded (when that is text).
+/// Values under 4 characters are left out: redacting them would garble unrelated words.
+pub fn secret_values(obj: &Value) -> Vec<String> {
+    fn leaves(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Number(n) => out.push(n.to_string()),
+            Value::Bool(_) | Value::Null => {}
+            Value::Array(a) => a.iter().for_each(|x| leaves(x, out)),
+            Value::Object(m) => m.values().for_each(|x| leaves(x, out)),
+        }
+    }
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        let Value::Object(map) = v else {
+            return;
+        };
+        if is_secret(v) {
+            for (field, value) in map {
+                let public = match field.as_str() {
+                    "type" => value.is_string(),
+                    "immutable" => value.is_boolean(),
+                    f => SECRET_PUBLIC_FIELDS.contains(&f),
+                };
+                if !public {
+                    leaves(value, out);
+                }
+            }
+        }
+        match map.get("items") {
+            Some(Value::Array(items)) => items.iter().for_each(|x| walk(x, out)),
+            Some(Value::Object(items)) => items.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut raw = Vec::new();
+    walk(obj, &mut raw);
+    let mut out = Vec::new();
+    for value in raw {
+        if let Some(decoded) = base64_decode(&value).and_then(|b| String::from_utf8(b).ok()) {
+            out.push(decoded);
+        }
+        out.push(base64_encode(value.as_bytes()));
+        out.push(value);
+    }
+    out.retain(|v| v.chars().count() >= 4);
+    // Longest first, so a value containing another is replaced whole.
+    out.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    out.dedup();
+    out
+}
+
+/// `message` with every [`secret_values`] of `obj` replaced by [`REDACTED`]: for errors about
+/// an object (the API server, or a webhook, may quote the invalid value).
+pub fn scrub_secret_values(obj: &Value, message: &str) -> String {
+    let mut out = message.to_string();
+    for value in secret_values(obj) {
+        if out.contains(&value) {
+            out = out.replace(&value, REDACTED);
+        }
+    }
+    out
+}
+
+/// `error` with [`scrub_secret_values`] applied to the API server's message (other kinds of
+/// errors do not quote objects and are returned as they are).
+pub fn scrub_api_error(obj: &Value, mut error: kube::Error) -> kube::Error {
+    if let kube::Error::Api(status) = &mut error {
+        status.message = scrub_secret_values(obj, &status.message);
+    }
+    error
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(BASE64[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim_end_matches('=');
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes() {
+        let v = BASE64.iter().position(|&b| b == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(((acc >> bits) & 0xff) as u8);
+        }
+    }
+    Some(out)
+}
+
 fn mask_value(value: &mut Value) {
     match value {
         Value::Null => {}
@@ -413,6 +524,37 @@ mod tests {
         // Other kinds are untouched.
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}});
         assert_eq!(normalise(&cm), cm);
+    }
+
+    #[test]
+    fn errors_about_a_secret_do_not_quote_its_values() {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hunter"},
+            "data": {"pin": 7391846205u64, "pw": base64_encode(b"s3cr3t-pw")},
+            "stringData": {"t": {"nested": "tok-123"}}});
+        let message = "Secret \"hunter\" is invalid: data[pin]: Invalid value: 7391846205; \
+                       data[pw]: czNjcjN0LXB3 is s3cr3t-pw; stringData[t]: {\"nested\":\"tok-123\"}";
+        let scrubbed = scrub_secret_values(&secret, message);
+        for leak in ["7391846205", "czNjcjN0LXB3", "s3cr3t-pw", "tok-123"] {
+            assert!(!scrubbed.contains(leak), "{scrubbed}");
+        }
+        // Names and keys stay.
+        assert!(
+            scrubbed
+                .starts_with("Secret \"hunter\" is invalid: data[pin]: Invalid value: <redacted>"),
+            "{scrubbed}"
+        );
+        let error = kube::Error::Api(Box::new(
+            kube::core::Status::failure(message, "Invalid").with_code(422),
+        ));
+        assert!(
+            !scrub_api_error(&secret, error)
+                .to_string()
+                .contains("s3cr3t")
+        );
+        // Not a Secret: nothing to scrub.
+        let cm = json!({"kind": "ConfigMap", "data": {"pin": "7391846205"}});
+        assert_eq!(scrub_secret_values(&cm, message), message);
+        assert_eq!(base64_decode(&base64_encode(b"ab")), Some(b"ab".to_vec()));
     }
 
     #[test]

@@ -52,6 +52,24 @@ fn deeply_nested() -> String {
     )
 }
 
+/// Mappings nested 20,000 deep under 60-character keys: the error path the parser reports
+/// would be ~6 KB (100 levels × 61 bytes) if printed whole.
+fn deeply_nested_long_keys() -> String {
+    let depth = 20_000;
+    let key = format!("k{}", "x".repeat(59));
+    let mut out =
+        String::from("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep}\ndata:\n  x: ");
+    for _ in 0..depth {
+        out.push('{');
+        out.push_str(&key);
+        out.push_str(": ");
+    }
+    out.push('1');
+    out.push_str(&"}".repeat(depth));
+    out.push('\n');
+    out
+}
+
 fn huge_file() -> String {
     // 5 MiB of comment lines: over the 4 MiB file limit.
     let mut out = config_map("huge", &[("k", "v")]);
@@ -109,6 +127,11 @@ pub fn catalogue() -> Vec<Case> {
             name: "deeply nested YAML",
             setup: Setup::File(deeply_nested()),
             mentions: vec!["apps/bad.yaml"],
+        },
+        Case {
+            name: "deeply nested mappings with long keys",
+            setup: Setup::File(deeply_nested_long_keys()),
+            mentions: vec!["apps/bad.yaml", "levels)…"],
         },
         Case {
             name: "huge file",
@@ -229,6 +252,9 @@ fn located(case: &Case) -> Vec<&'static str> {
     }
 }
 
+/// The most a failing sync may print on stderr for one bad input.
+const MAX_STDERR: usize = 2048;
+
 /// `stderr` holds `<file>:<line>: document <n>`.
 fn has_location(stderr: &str, file: &str) -> bool {
     stderr.match_indices(&format!("{file}:")).any(|(at, m)| {
@@ -341,6 +367,10 @@ async fn run_catalogue(
             run.stderr.lines().last().unwrap_or_default()
         );
         let mut why = Vec::new();
+        // Every message is short, whatever the input: paths and keys from the input are cut.
+        if run.stderr.len() >= MAX_STDERR {
+            why.push(format!("stderr is {} bytes", run.stderr.len()));
+        }
         if run.code != Some(2) {
             why.push(format!("exit {:?}, not 2", run.code));
         }
@@ -368,6 +398,9 @@ async fn run_catalogue(
                 case.name,
                 why.join("; "),
                 run.stderr
+                    .chars()
+                    .take(1500)
+                    .collect::<String>()
                     .lines()
                     .take(6)
                     .collect::<Vec<_>>()
@@ -439,6 +472,102 @@ async fn server_rejected_objects_are_found_by_a_dry_run_before_any_write() {
         "{} of {count} server-rejected inputs broke a rule:\n{}",
         failures.len(),
         failures.join("\n")
+    );
+    h.cluster.shutdown().await;
+}
+
+/// How often `needle` occurs in `haystack` (non-overlapping).
+fn occurrences(haystack: &str, needle: &str) -> usize {
+    haystack.matches(needle).count()
+}
+
+/// A failing sync states its cause once: the error is not repeated by its own `Display`,
+/// its `source()` chain and the CLI's printing of that chain. Three failures through the CLI:
+/// a kind the server does not know, a Deployment the server rejects (422), and a write the
+/// server fails every time (500).
+///
+/// KNOWN FAILING (issue #7) until `ApplyError::Api` in `src/apply/mod.rs` stops repeating its
+/// source (`#[error("{what}: {source}")]` plus `#[source]`, and anyhow prints the chain again):
+/// the 422 and 500 cases print the server's message 2–3 times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_syncs_state_their_cause_once() {
+    let h = Harness::start().await;
+    let repo = Repo::new();
+    good_start(&h, &repo).await;
+    let repo_path = repo.path_string();
+    let sync = |timeout: &'static str| {
+        let repo_path = repo_path.clone();
+        let h = &h;
+        async move {
+            h.kubesync(&[
+                "sync",
+                "--repo",
+                &repo_path,
+                "--path",
+                "apps",
+                "--prune",
+                "--timeout",
+                timeout,
+            ])
+            .await
+        }
+    };
+    let mut repeated = Vec::new();
+    let mut check = |case: &str, run: &crate::rollouts::Run, cause: &str| {
+        eprintln!("--- {case}: exit {:?}\n{}", run.code, run.stderr);
+        assert_eq!(run.code, Some(2), "{case}: {}", run.show());
+        let n = occurrences(&run.stderr, cause);
+        assert!(
+            n >= 1,
+            "{case}: the cause {cause:?} is not on stderr: {}",
+            run.show()
+        );
+        if n != 1 {
+            repeated.push(format!(
+                "{case}: {cause:?} printed {n} times:\n{}",
+                run.stderr
+            ));
+        }
+    };
+
+    repo.commit(
+        "apps/bad.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n",
+    );
+    let run = sync("30s").await;
+    check("unknown kind", &run, "does not know kind Widget");
+    repo.remove("apps/bad.yaml");
+
+    repo.commit("apps/bad.yaml", &selector_mismatch());
+    let run = sync("30s").await;
+    check(
+        "invalid Deployment",
+        &run,
+        "`selector` does not match template `labels`",
+    );
+    repo.remove("apps/bad.yaml");
+
+    repo.commit(
+        "apps/base.yaml",
+        &config_map("base", &[("k", "persistent-500")]),
+    );
+    h.cluster.faults().set(kubesim::FaultRule {
+        verbs: vec![kubesim::Verb::Patch],
+        error_rate: 1.0,
+        status: 500,
+        seed: 1,
+        ..Default::default()
+    });
+    let run = sync("4s").await;
+    h.cluster.faults().clear();
+    check("persistent API 500", &run, "injected fault (500)");
+
+    // KNOWN FAILING until ApplyError::Api is fixed (see the doc comment above).
+    assert!(
+        repeated.is_empty(),
+        "{} failing syncs repeat their cause:\n{}",
+        repeated.len(),
+        repeated.join("\n")
     );
     h.cluster.shutdown().await;
 }

@@ -10,6 +10,9 @@ use crate::support::{Repo, deployment, kubesync_bin};
 
 const CANARY: &str = "CANARY-7f1e-s3cr3t-do-not-print";
 const CANARY2: &str = "CANARY-9a2b-rotated-do-not-print";
+/// Numeric canaries, for Secret values written as numbers.
+const NUMBER: u64 = 7_391_846_205;
+const NUMBER2: u64 = 8_802_751_364;
 
 /// Standard base64 (the Secret `data` encoding), so the encoded canary is searched too.
 fn base64(bytes: &[u8]) -> String {
@@ -48,6 +51,9 @@ fn needles() -> Vec<String> {
         out.push(base64(c.as_bytes()));
         // A distinctive middle part, in case of truncation or re-wrapping.
         out.push(c[7..20].to_string());
+    }
+    for n in [NUMBER, NUMBER2] {
+        out.push(n.to_string());
     }
     out
 }
@@ -241,6 +247,143 @@ async fn secret_values_are_never_printed() {
         out.leaks.join("\n")
     );
     assert!(out.checked > 100, "checked {} outputs", out.checked);
+    h.cluster.shutdown().await;
+}
+
+/// Malformed Secret documents, each holding `value` (and its base64 form, and `number`)
+/// where a Secret's values go: `(case, file contents)`.
+fn malformed_secrets(value: &str, number: u64) -> Vec<(&'static str, String)> {
+    let b64 = base64(value.as_bytes());
+    let head = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n";
+    vec![
+        (
+            "data is a list",
+            format!("{head}data:\n  - {b64}\n  - {value}\n"),
+        ),
+        ("data is a string", format!("{head}data: {value}\n")),
+        (
+            "data values are numbers",
+            format!("{head}data:\n  pin: {number}\n  other: {b64}\n"),
+        ),
+        (
+            "data values are maps",
+            format!("{head}data:\n  password:\n    nested: {value}\n    b: {b64}\n"),
+        ),
+        (
+            "stringData nested",
+            format!("{head}stringData:\n  token:\n    inner:\n      - {value}\n"),
+        ),
+        (
+            "apiVersion missing",
+            format!("kind: Secret\nmetadata:\n  name: db\nstringData:\n  token: {value}\n"),
+        ),
+        (
+            "apiVersion v1beta1",
+            format!(
+                "apiVersion: v1beta1\nkind: Secret\nmetadata:\n  name: db\ndata:\n  password: {b64}\nstringData:\n  token: {value}\n"
+            ),
+        ),
+        (
+            "kind Secret in a List, data a list",
+            format!(
+                "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: listed\n    data: [{b64}, {value}]\n"
+            ),
+        ),
+        (
+            "stringData misspelt",
+            format!("{head}stringdata:\n  token: {value}\n"),
+        ),
+        (
+            "kind in lower case",
+            format!(
+                "apiVersion: v1\nkind: secret\nmetadata:\n  name: db\nstringData:\n  token: {value}\n"
+            ),
+        ),
+    ]
+}
+
+/// Secret masking is conservative: a malformed Secret (any shape of `data`/`stringData`, any
+/// or no apiVersion, inside a List, misspelt fields, `kind: secret`) never has a value printed
+/// by `preview` (text, JSON, Markdown: an update diff, so both sides), `diff` (text, JSON),
+/// `sync` (JSON output, text logs; JSON logs) at `--log trace`, or their errors.
+///
+/// KNOWN FAILING (issue #7) until `src/apply/mod.rs` passes the API server's errors about an
+/// object through `plan::scrub_api_error(&object.body, error)`: kubesim's 422 for a Secret
+/// whose `data` values are numbers or maps quotes the value (`Invalid value: 7391846205`),
+/// and `diff`/`sync` print it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_secret_values_are_never_printed() {
+    let h = Harness::start().await;
+    let repo = Repo::new();
+    let repo_path = repo.path_string();
+    repo.commit("apps/web.yaml", &deployment("web", "nginx:1.26", 1));
+    let run = h
+        .kubesync(&["sync", "--repo", &repo_path, "--path", "apps"])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", redacted(&run));
+    // The detector finds the numeric forms too.
+    for n in [NUMBER, NUMBER2] {
+        let mut probe = Outputs::default();
+        let planted = Run {
+            code: Some(0),
+            stdout: String::new(),
+            stderr: format!("pin: {n}\n"),
+        };
+        probe.check("probe", &planted);
+        assert!(!probe.leaks.is_empty(), "the probe finds a planted number");
+    }
+    let mut out = Outputs::default();
+    let olds = malformed_secrets(CANARY, NUMBER);
+    let news = malformed_secrets(CANARY2, NUMBER2);
+    for ((what, old), (_, new)) in olds.iter().zip(&news) {
+        let base = repo.commit("apps/secret.yaml", old);
+        repo.commit("apps/secret.yaml", new);
+        for fmt in ["text", "json", "markdown"] {
+            let args = [
+                "preview", "--repo", &repo_path, "--path", "apps", "--base", &base, "--format",
+                fmt, "--log", "trace",
+            ];
+            let run = bare(h.dir.path(), &args).await;
+            out.check(&format!("{what}: preview --format {fmt}"), &run);
+        }
+        for fmt in ["text", "json"] {
+            let args = [
+                "diff", "--repo", &repo_path, "--path", "apps", "-o", fmt, "--log", "trace",
+            ];
+            let run = h.kubesync(&args).await;
+            out.check(&format!("{what}: diff -o {fmt}"), &run);
+        }
+        for (fmt, log_format) in [("json", "text"), ("text", "json")] {
+            let args = [
+                "sync",
+                "--repo",
+                &repo_path,
+                "--path",
+                "apps",
+                "-o",
+                fmt,
+                "--log",
+                "trace",
+                "--log-format",
+                log_format,
+            ];
+            let run = h.kubesync(&args).await;
+            out.check(
+                &format!("{what}: sync -o {fmt} --log-format {log_format}"),
+                &run,
+            );
+        }
+        repo.remove("apps/secret.yaml");
+    }
+    // KNOWN FAILING until apply scrubs server errors (see the doc comment above).
+    assert!(
+        out.leaks.is_empty(),
+        "{} of {} outputs leaked a Secret value:\n{}",
+        out.leaks.len(),
+        out.checked,
+        out.leaks.join("\n")
+    );
+    assert_eq!(out.checked, olds.len() * 7 * 2, "outputs checked");
     h.cluster.shutdown().await;
 }
 
