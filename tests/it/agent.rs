@@ -1,7 +1,9 @@
 //! The long-running agent against kubesim, with a fake sync engine behind the `Syncer` seam:
 //! health/metrics/status/webhook over a real socket, Lease election and failover between two
 //! agents in one process, cancellation on a lost lease, drift correction, and a local
-//! repository watched for new commits.
+//! repository watched for new commits. The real binary on the real engine: a local commit
+//! syncs within seconds, and an API outage (kubesim stopped, then restarted from its state
+//! dir on the same port) makes the agent not-ready, not dead, and it catches up afterwards.
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
@@ -804,4 +806,136 @@ async fn the_engine_syncer_enforces_allowed_namespaces_before_any_write() {
         cms.get_opt("ok").await.unwrap().is_none(),
         "nothing written"
     );
+}
+
+/// API outage, end to end: the real `kubesync run` against a kubesim on a TCP port. kubesim
+/// is stopped (the agent stays up; `/readyz` turns 503 with the reason), a commit is made and
+/// tried meanwhile (it fails), then kubesim restarts from its state dir on the same port: the
+/// agent turns ready again and the commit made during the outage lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_outage_makes_the_agent_unready_and_a_commit_made_meanwhile_lands_after_it() {
+    let state = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = home.path().join("kubeconfig");
+    let sim_config = |listen: SocketAddr| kubesim::Config {
+        listen,
+        state_dir: Some(state.path().to_path_buf()),
+        ..Default::default()
+    };
+    let cluster = kubesim::Cluster::start(sim_config("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let api_addr = cluster.addr();
+    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    let repo = crate::support::Repo::new();
+    repo.commit(
+        "apps/cm.yaml",
+        &crate::support::config_map("outage", &[("v", "1")]),
+    );
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let child = std::process::Command::new(crate::support::kubesync_bin())
+        .args(["run", "--repo", &repo.path_string(), "--path", "apps"])
+        .args([
+            "--name",
+            "outage",
+            "--interval",
+            "1s",
+            "--no-leader-election",
+        ])
+        .args(["--listen", &addr.to_string()])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBESYNC_CONFIG")
+        .env("HOME", home.path())
+        .env("KUBESYNC_LOG", "warn")
+        .current_dir(home.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("kubesync run starts");
+    let mut child = Child(child);
+    let value = |client: kube::Client| async move {
+        Api::<ConfigMap>::namespaced(client, "default")
+            .get_opt("outage")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.data)
+            .and_then(|d| d.get("v").cloned())
+    };
+    let client = kube::Client::new(cluster.router(), "default");
+    eventually("the first commit in the cluster", || {
+        let client = client.clone();
+        async move { value(client).await.as_deref() == Some("1") }
+    })
+    .await;
+    eventually("ready", || async move {
+        http(addr, "GET", "/readyz", &[], b"").await.0 == 200
+    })
+    .await;
+
+    // Outage.
+    cluster.shutdown().await;
+    eventually("not ready, saying why", || async move {
+        let (code, body) = http(addr, "GET", "/readyz", &[], b"").await;
+        code == 503 && body.contains("API server unreachable")
+    })
+    .await;
+    let st = status(addr).await;
+    assert_eq!(st["ready"], false, "{st}");
+    assert!(
+        st["notReady"]
+            .as_str()
+            .is_some_and(|r| r.contains("API server unreachable")),
+        "{st}"
+    );
+    // A commit during the outage is noticed (local watch), tried, and fails.
+    let during = repo.commit(
+        "apps/cm.yaml",
+        &crate::support::config_map("outage", &[("v", "2")]),
+    );
+    eventually("the commit made during the outage tried and failed", || {
+        let during = during.clone();
+        async move {
+            let st = status(addr).await;
+            let s = &st["sources"][0];
+            s["head"] == during.as_str()
+                && s["lastResult"] == "failed"
+                && s["commit"] != during.as_str()
+        }
+    })
+    .await;
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "the agent stays up during an API outage"
+    );
+    assert_eq!(http(addr, "GET", "/healthz", &[], b"").await.0, 200);
+
+    // The API server comes back on the same port, from its state dir.
+    let cluster = kubesim::Cluster::start(sim_config(api_addr))
+        .await
+        .expect("kubesim restarts on the same port");
+    let client = kube::Client::new(cluster.router(), "default");
+    eventually("ready again", || async move {
+        http(addr, "GET", "/readyz", &[], b"").await.0 == 200
+    })
+    .await;
+    eventually("the commit made during the outage in the cluster", || {
+        let client = client.clone();
+        async move { value(client).await.as_deref() == Some("2") }
+    })
+    .await;
+    eventually("the agent reports the commit synced", || {
+        let during = during.clone();
+        async move {
+            let st = status(addr).await;
+            st["sources"][0]["commit"] == during.as_str() && st["sources"][0]["lastResult"] == "ok"
+        }
+    })
+    .await;
+    assert!(child.0.try_wait().unwrap().is_none(), "still running");
+    cluster.shutdown().await;
 }
