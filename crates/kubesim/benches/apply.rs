@@ -1,6 +1,9 @@
 //! Benchmarks over the real socket: server-side apply throughput (keep-alive connections,
-//! several in parallel) and watch fan-out (many watchers, each must see every write).
-//! Run: `cargo bench -p kubesim --bench apply`.
+//! several in parallel), watch fan-out (many watchers, each must see every write) and
+//! "controllers settle" (ConfigMaps, Services and Deployments applied through the API, then
+//! the time until the controller driver is idle: `Cluster::settle`).
+//! Run: `cargo bench -p kubesim --bench apply` (all cases) or
+//! `cargo bench -p kubesim --bench apply -- settle` (only the settle cases).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -141,12 +144,135 @@ async fn watch_fan_out(addr: SocketAddr, watchers: usize, writes: usize) -> Dura
     start.elapsed()
 }
 
+/// One object of the settle workload: `i % 3` picks a ConfigMap, a Service or a Deployment;
+/// every other Deployment has 1 replica, the rest 0. Returns (API path, body).
+fn workload_object(ns: &str, i: usize) -> (String, Vec<u8>) {
+    let n = i / 3;
+    let app = format!("app-{n}");
+    let (path, obj) = match i % 3 {
+        0 => (
+            format!("/api/v1/namespaces/{ns}/configmaps/cm-{n}"),
+            serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": format!("cm-{n}"), "labels": {"app": app}},
+                "data": {"payload": "x".repeat(200)}
+            }),
+        ),
+        1 => (
+            format!("/api/v1/namespaces/{ns}/services/svc-{n}"),
+            serde_json::json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": format!("svc-{n}"), "labels": {"app": app}},
+                "spec": {"selector": {"app": app}, "ports": [{"port": 80, "targetPort": 8080}]}
+            }),
+        ),
+        _ => (
+            format!("/apis/apps/v1/namespaces/{ns}/deployments/web-{n}"),
+            serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": format!("web-{n}"), "labels": {"app": app}},
+                "spec": {
+                    "replicas": i32::from(n.is_multiple_of(2)),
+                    "selector": {"matchLabels": {"app": app}},
+                    "template": {
+                        "metadata": {"labels": {"app": app}},
+                        "spec": {"containers": [{"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 8080}]}]}
+                    }
+                }
+            }),
+        ),
+    };
+    (
+        format!("{path}?fieldManager=bench&force=true"),
+        serde_json::to_vec(&obj).unwrap(),
+    )
+}
+
+/// Applies `per_ns` objects into each of `namespaces` namespaces over `conns` connections,
+/// then waits for `settle`. Returns (apply wall time, time from the end of the applies until
+/// settle returned, or `None` when it timed out after 600 s).
+async fn controllers_settle(
+    cluster: &kubesim::Cluster,
+    namespaces: usize,
+    per_ns: usize,
+    conns: usize,
+) -> (Duration, Option<Duration>) {
+    let addr = cluster.addr();
+    let names: Vec<String> = (0..namespaces).map(|i| format!("settle-{i}")).collect();
+    let mut c = Conn::open(addr).await;
+    for ns in &names {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}
+        }))
+        .unwrap();
+        let status = c
+            .request("POST", "/api/v1/namespaces", "application/json", &body)
+            .await;
+        assert_eq!(status, 201);
+    }
+    assert!(cluster.settle(Duration::from_secs(60)).await);
+    let work: Vec<(String, Vec<u8>)> = names
+        .iter()
+        .flat_map(|ns| (0..per_ns).map(move |i| workload_object(ns, i)))
+        .collect();
+    let work = std::sync::Arc::new(work);
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (work, next) = (work.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((path, body)) = work.get(i) else {
+                    break;
+                };
+                let status = conn
+                    .request("PATCH", path, "application/apply-patch+yaml", body)
+                    .await;
+                assert!(status == 200 || status == 201, "status {status} for {path}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let applied = start.elapsed();
+    let settle_start = Instant::now();
+    let settled = cluster.settle(Duration::from_secs(600)).await;
+    (applied, settled.then(|| settle_start.elapsed()))
+}
+
+async fn settle_cases() {
+    for (namespaces, per_ns) in [(1, 1000), (3, 333)] {
+        let cluster = kubesim::Cluster::start(kubesim::Config::default())
+            .await
+            .unwrap();
+        let (applied, settled) = controllers_settle(&cluster, namespaces, per_ns, 8).await;
+        let total = namespaces * per_ns;
+        println!(
+            "controllers settle, {namespaces} namespace(s) x {per_ns} objects, 8 connections: \
+             apply {:.2}s ({:.0} applies/s), settle {:.2}s after the last apply (NaN: not within 600s)",
+            applied.as_secs_f64(),
+            total as f64 / applied.as_secs_f64(),
+            settled.map_or(f64::NAN, |d| d.as_secs_f64())
+        );
+        cluster.shutdown().await;
+    }
+}
+
 fn main() {
+    let only_settle = std::env::args().skip(1).any(|a| a == "settle");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
+        if only_settle {
+            settle_cases().await;
+            return;
+        }
         let cluster = kubesim::Cluster::start(kubesim::Config { nodes: 1, ..kubesim::Config::default() }).await.unwrap();
         let addr = cluster.addr();
         apply_throughput(addr, 2, 200).await; // warm-up
@@ -167,5 +293,6 @@ fn main() {
         let counts = cluster.request_count();
         println!("requests: {} reads, {} writes", counts.reads(), counts.writes());
         cluster.shutdown().await;
+        settle_cases().await;
     });
 }
