@@ -488,7 +488,8 @@ fn occurrences(haystack: &str, needle: &str) -> usize {
 ///
 /// KNOWN FAILING (issue #7) until `ApplyError::Api` in `src/apply/mod.rs` stops repeating its
 /// source (`#[error("{what}: {source}")]` plus `#[source]`, and anyhow prints the chain again):
-/// the 422 and 500 cases print the server's message 2–3 times.
+/// the 422 and 500 cases print the server's message 2–3 times; and until kube's per-attempt
+/// `ERROR … failed with status 500` log lines are filtered out (see below).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_syncs_state_their_cause_once() {
     let h = Harness::start().await;
@@ -561,6 +562,17 @@ async fn failing_syncs_state_their_cause_once() {
     let run = sync("4s").await;
     h.cluster.faults().clear();
     check("persistent API 500", &run, "injected fault (500)");
+    // The cause is not repeated by log lines either: at the default filter, kube's client
+    // logged `ERROR kube_client::client::builder: failed with status 500 …` once per attempt
+    // (5 lines before the one `error:` line). KNOWN FAILING until `init_tracing`
+    // (src/cli/mod.rs) filters `kube_client::client::builder` below debug.
+    let lines = run.stderr.lines().filter(|l| l.contains("500")).count();
+    if lines != 1 {
+        repeated.push(format!(
+            "persistent API 500: {lines} stderr lines name the 500:\n{}",
+            run.stderr
+        ));
+    }
 
     // KNOWN FAILING until ApplyError::Api is fixed (see the doc comment above).
     assert!(
