@@ -116,7 +116,8 @@ pub fn mask_secrets(value: &mut Value) {
 }
 
 /// Every value `obj` holds as a Secret (the leaves [`mask_secrets`] would mask), in the forms
-/// a message could echo: as written, base64-encoded, and base64-decoded (when that is text).
+/// a message could echo: as written, JSON-escaped, base64-encoded, and base64-decoded (when
+/// that is text).
 /// Values under 4 characters are left out: redacting them would garble unrelated words.
 pub fn secret_values(obj: &Value) -> Vec<String> {
     fn leaves(v: &Value, out: &mut Vec<String>) {
@@ -158,6 +159,10 @@ pub fn secret_values(obj: &Value) -> Vec<String> {
             out.push(decoded);
         }
         out.push(base64_encode(value.as_bytes()));
+        // As a JSON (or Go `%q`) string quotes it: escaped.
+        if let Ok(quoted) = serde_json::to_string(&value) {
+            out.push(quoted[1..quoted.len() - 1].to_string());
+        }
         out.push(value);
     }
     out.retain(|v| v.chars().count() >= 4);
@@ -550,6 +555,12 @@ mod tests {
             !scrub_api_error(&secret, error)
                 .to_string()
                 .contains("s3cr3t")
+        );
+        let quoted = json!({"kind": "Secret", "stringData": {"t": "line1\n\"pw\""}});
+        let message = r#"stringData[t]: Invalid value: "line1\n\"pw\"""#;
+        assert_eq!(
+            scrub_secret_values(&quoted, message),
+            r#"stringData[t]: Invalid value: "<redacted>""#
         );
         // Not a Secret: nothing to scrub.
         let cm = json!({"kind": "ConfigMap", "data": {"pin": "7391846205"}});
