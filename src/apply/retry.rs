@@ -138,6 +138,46 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_retry_after_past_the_deadline_fails_at_once() {
+        let throttled = |seconds: u32| {
+            let mut status = Status {
+                code: 429,
+                ..Status::failure("slow down", "TooManyRequests")
+            };
+            status.details = Some(kube::core::response::StatusDetails {
+                name: String::new(),
+                group: String::new(),
+                kind: String::new(),
+                uid: String::new(),
+                causes: Vec::new(),
+                retry_after_seconds: seconds,
+            });
+            kube::Error::Api(Box::new(status))
+        };
+        let start = Instant::now();
+        let calls = AtomicU32::new(0);
+        let result: Result<(), _> = with_retry(start + Duration::from_secs(4), "t", || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err(throttled(3600)) }
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(
+            (calls.load(Ordering::SeqCst), start.elapsed()),
+            (1, Duration::ZERO)
+        );
+        // Within the deadline the hint is waited for, exactly.
+        let calls = AtomicU32::new(0);
+        let result = with_retry(start + Duration::from_secs(60), "t", || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move { if n == 0 { Err(throttled(2)) } else { Ok(n) } }
+        })
+        .await;
+        assert_eq!(result.ok(), Some(1));
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn an_attempt_that_hangs_is_cut_at_the_deadline() {
         let start = Instant::now();
         let deadline = start + Duration::from_secs(20);
