@@ -1,11 +1,14 @@
 //! The controller driver: runs the pure controllers of `kubesim-controllers` against the
 //! store and applies their writes through the same write path as API requests.
 //!
-//! Owns: which namespaces need a reconcile (dirty tracking from store events), calling the
-//! Deployment, ReplicaSet, kubelet, endpoints and GC controllers with `clock.now()`, pod IP
-//! allocation, Event naming, foreground deletion, requeues at `requeue_at`, the start-up
-//! objects (namespaces, nodes, the `kubernetes` Service) and `settle`.
-//! Must not: implement controller logic itself (only foreground finalizer bookkeeping).
+//! Owns: the work queue (object keys enqueued from store events, as kube-controller-manager's
+//! informers do, plus per-key requeues at `requeue_at` and a resync of everything every 30 s),
+//! the event-fed caches of ReplicaSets and pods that controllers' inputs are cut from,
+//! calling the Deployment, ReplicaSet, kubelet, endpoints and GC controllers with
+//! `clock.now()`, pod IP allocation, Event naming, foreground deletion, the start-up objects
+//! (namespaces, nodes, the `kubernetes` Service) and `settle`.
+//! Must not: implement controller logic itself (only foreground finalizer bookkeeping), or
+//! hold the runtime for long: a pass yields every few milliseconds.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -171,7 +174,8 @@ struct Dirty {
 /// The controlling owner reference of `obj`: (kind, name).
 fn controller(obj: &Value) -> Option<(&str, &str)> {
     let r = obj
-        .pointer("/metadata/ownerReferences")?
+        .get("metadata")?
+        .get("ownerReferences")?
         .as_array()?
         .iter()
         .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))?;
@@ -350,10 +354,12 @@ impl Objs {
     }
 }
 
-/// A namespace's ReplicaSets and pods as the current pass sees them: listed once, then
-/// updated in place after each of the driver's own writes (and dropped when the driver
-/// yields, since API writes may land meanwhile).
+/// A namespace's ReplicaSets and pods as the driver sees them (an informer cache): listed
+/// once, then kept current by the store events, which the driver drains after each of its
+/// own writes and whenever it yields.
 struct View {
+    /// The store's resourceVersion when listed: older events are already in.
+    rv: u64,
     rss: Objs,
     pods: Objs,
 }
@@ -392,18 +398,24 @@ impl View {
 }
 
 /// Every pod of the cluster as the scheduler reads it (`kubelet::sync` uses the other pods
-/// only to count the active pods per node), plus the pod IPs in use; built once per pass
-/// when a pod needs a step, updated in place after each pod write.
+/// only to count the active pods per node: a stub keeps name, namespace, nodeName, phase and
+/// deletionTimestamp), plus the pod IPs in use; listed when a pod first needs a step, then
+/// kept current by the store events like [`View`].
 #[derive(Default)]
 struct PodLoad {
+    /// The store's resourceVersion when listed: older events are already in.
+    rv: u64,
     stubs: Vec<Value>,
     index: HashMap<(String, String), usize>,
     used_ips: HashSet<String>,
 }
 
 impl PodLoad {
-    fn load(pods: &[Arc<Value>]) -> PodLoad {
-        let mut load = PodLoad::default();
+    fn load(pods: &[Arc<Value>], rv: u64) -> PodLoad {
+        let mut load = PodLoad {
+            rv,
+            ..PodLoad::default()
+        };
         for p in pods {
             load.set(meta(p, "namespace"), meta(p, "name"), Some(p));
         }
@@ -464,9 +476,16 @@ struct Driver {
     kubelet: kubelet::Config,
     next_ip: u32,
     requeue: BTreeMap<(Kind, String, String), Timestamp>,
-    /// Per-pass caches (see [`View`], [`PodLoad`]); cleared at each pass and each yield.
+    events: broadcast::Receiver<Arc<crate::store::Event>>,
+    /// The work queue, filled by `observe`.
+    dirty: Dirty,
+    /// The event receiver closed (the store is gone).
+    closed: bool,
+    /// Caches fed by events (see [`View`], [`PodLoad`]); dropped on a lagging receiver and
+    /// rebuilt at each resync.
     views: HashMap<String, View>,
     load: Option<PodLoad>,
+    /// The nodes, cloned once per pass.
     nodes: Option<Vec<Value>>,
     /// Keys the driver wrote since the last phase of a namespace's reconcile.
     touched: Vec<ObjKey>,
@@ -477,26 +496,16 @@ struct Driver {
 
 /// The driver task.
 pub(crate) async fn run(app: Arc<App>, ready_after: Duration) {
-    let mut events = app.store.subscribe();
     let mut ticks = app.clock.subscribe();
     let mut driver = Driver::new(app.clone(), ready_after);
-    let mut dirty = Dirty {
-        all: true,
-        work: BTreeMap::new(),
-        gc: ["".to_owned()].into(),
-    };
     let mut last_resync = tokio::time::Instant::now();
     // Passes since the driver was last idle: a controller that never converges must not
     // starve the API server of CPU.
     let mut busy_passes: u64 = 0;
     loop {
-        loop {
-            match events.try_recv() {
-                Ok(e) => dirty.mark(&e),
-                Err(broadcast::error::TryRecvError::Empty) => break,
-                Err(broadcast::error::TryRecvError::Lagged(_)) => dirty.all = true,
-                Err(broadcast::error::TryRecvError::Closed) => return,
-            }
+        driver.drain();
+        if driver.closed {
+            return;
         }
         let now = app.clock.now();
         let due: Vec<(Kind, String, String)> = driver
@@ -507,13 +516,13 @@ pub(crate) async fn run(app: Arc<App>, ready_after: Duration) {
             .collect();
         for key in due {
             driver.requeue.remove(&key);
-            dirty.enqueue(key.0, &key.1, &key.2);
+            driver.dirty.enqueue(key.0, &key.1, &key.2);
         }
         if last_resync.elapsed() >= RESYNC {
             last_resync = tokio::time::Instant::now();
-            dirty.all = true;
+            driver.dirty.all = true;
         }
-        if dirty.is_empty() {
+        if driver.dirty.is_empty() {
             let rv = app.store.resource_version();
             app.driver.tx.send_replace((rv, true));
             busy_passes = 0;
@@ -525,9 +534,9 @@ pub(crate) async fn run(app: Arc<App>, ready_after: Duration) {
                 .unwrap_or(RESYNC)
                 .min(RESYNC);
             tokio::select! {
-                ev = events.recv() => match ev {
-                    Ok(e) => dirty.mark(&e),
-                    Err(broadcast::error::RecvError::Lagged(_)) => dirty.all = true,
+                ev = driver.events.recv() => match ev {
+                    Ok(e) => driver.observe(&e),
+                    Err(broadcast::error::RecvError::Lagged(_)) => driver.lagged(),
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
                 _ = ticks.changed() => {}
@@ -536,7 +545,8 @@ pub(crate) async fn run(app: Arc<App>, ready_after: Duration) {
             continue;
         }
         app.driver.tx.send_modify(|p| p.1 = false);
-        driver.pass(std::mem::take(&mut dirty)).await;
+        let work = std::mem::take(&mut driver.dirty);
+        driver.pass(work).await;
         busy_passes += 1;
         if busy_passes.is_multiple_of(256) {
             tracing::warn!(busy_passes, "kubesim: controllers have not converged yet");
@@ -582,6 +592,13 @@ fn pod_ip_candidate(next: u32, used: &HashSet<String>) -> (u32, String) {
 impl Driver {
     fn new(app: Arc<App>, ready_after: Duration) -> Driver {
         Driver {
+            events: app.store.subscribe(),
+            dirty: Dirty {
+                all: true,
+                work: BTreeMap::new(),
+                gc: ["".to_owned()].into(),
+            },
+            closed: false,
             app,
             kubelet: kubelet::Config {
                 default_ready_after: ready_after,
@@ -594,6 +611,63 @@ impl Driver {
             touched: Vec::new(),
             touched_labels: BTreeMap::new(),
             last_yield: std::time::Instant::now(),
+        }
+    }
+
+    /// Feeds one store event to the work queue and the caches.
+    fn observe(&mut self, e: &crate::store::Event) {
+        self.dirty.mark(e);
+        let (group, resource, ns, name) = (&e.key.0, &e.key.1, &e.key.2, &e.key.3);
+        let rs = group == "apps" && resource == "replicasets";
+        let pod = group.is_empty() && resource == "pods";
+        if group.is_empty() && resource == "nodes" {
+            self.nodes = None;
+        }
+        if !rs && !pod {
+            return;
+        }
+        let now = (e.kind != crate::store::EventType::Deleted).then(|| e.object.clone());
+        if let Some(view) = self.views.get_mut(ns.as_str())
+            && e.rv > view.rv
+        {
+            let objs = if rs { &mut view.rss } else { &mut view.pods };
+            objs.set(name, now.clone());
+        }
+        if pod {
+            if let Some(load) = self.load.as_mut()
+                && e.rv > load.rv
+            {
+                load.set(ns, name, now.as_deref());
+            }
+            let labels = self.touched_labels.entry(ns.clone()).or_default();
+            for o in std::iter::once(&*e.object).chain(e.prev.as_deref()) {
+                if let Some(l) = o.get("metadata").and_then(|m| m.get("labels"))
+                    && !labels.contains(l)
+                {
+                    labels.push(l.clone());
+                }
+            }
+        }
+    }
+
+    /// The receiver lagged: events were lost, so everything is queued and the caches go.
+    fn lagged(&mut self) {
+        self.dirty.all = true;
+        self.forget_caches();
+    }
+
+    /// Takes every event available now.
+    fn drain(&mut self) {
+        loop {
+            match self.events.try_recv() {
+                Ok(e) => self.observe(&e),
+                Err(broadcast::error::TryRecvError::Empty) => break,
+                Err(broadcast::error::TryRecvError::Lagged(_)) => self.lagged(),
+                Err(broadcast::error::TryRecvError::Closed) => {
+                    self.closed = true;
+                    break;
+                }
+            }
         }
     }
 
@@ -620,50 +694,29 @@ impl Driver {
         if self.last_yield.elapsed() >= SLICE {
             tokio::task::yield_now().await;
             self.last_yield = std::time::Instant::now();
-            self.forget_caches();
+            self.drain();
         }
     }
 
     fn view(&mut self, ns: &str) -> &mut View {
         let app = &self.app;
-        self.views.entry(ns.to_owned()).or_insert_with(|| View {
-            rss: Objs::load(app.store.list("apps", "replicasets", Some(ns)).0),
-            pods: Objs::load(app.store.list("", "pods", Some(ns)).0),
+        self.views.entry(ns.to_owned()).or_insert_with(|| {
+            // One lock for both lists: one resourceVersion for the view.
+            let st = app.store.lock();
+            View {
+                rv: st.resource_version(),
+                rss: Objs::load(st.list("apps", "replicasets", Some(ns))),
+                pods: Objs::load(st.list("", "pods", Some(ns))),
+            }
         })
     }
 
     fn pod_load(&mut self) -> &mut PodLoad {
         let app = &self.app;
-        self.load
-            .get_or_insert_with(|| PodLoad::load(&app.store.list("", "pods", None).0))
-    }
-
-    /// Brings the caches up to date after the driver wrote `key`.
-    fn refresh(&mut self, key: &ObjKey) {
-        let rs = key.0 == "apps" && key.1 == "replicasets";
-        let pod = key.0.is_empty() && key.1 == "pods";
-        if !rs && !pod {
-            return;
-        }
-        let now = self.app.store.get(key);
-        if let Some(view) = self.views.get_mut(&key.2) {
-            let objs = if rs { &mut view.rss } else { &mut view.pods };
-            if pod {
-                let labels = self.touched_labels.entry(key.2.clone()).or_default();
-                let before = objs.get(&key.3).cloned();
-                for o in before.iter().chain(now.iter()) {
-                    if let Some(l) = o.pointer("/metadata/labels")
-                        && !labels.contains(l)
-                    {
-                        labels.push(l.clone());
-                    }
-                }
-            }
-            objs.set(&key.3, now.clone());
-        }
-        if pod && let Some(load) = self.load.as_mut() {
-            load.set(&key.2, &key.3, now.as_deref());
-        }
+        self.load.get_or_insert_with(|| {
+            let (pods, rv) = app.store.list("", "pods", None);
+            PodLoad::load(&pods, rv)
+        })
     }
 
     /// The keys written since the last call, of one resource in one namespace.
@@ -682,11 +735,13 @@ impl Driver {
 
     /// One pass over the queued work.
     async fn pass(&mut self, dirty: Dirty) {
-        self.forget_caches();
+        self.nodes = None;
         self.touched.clear();
         self.touched_labels.clear();
         let Dirty { all, mut work, gc } = dirty;
         if all {
+            // Rebuilt from the store now and then, whatever happened.
+            self.forget_caches();
             let mut namespaces: BTreeSet<String> =
                 SYSTEM_NAMESPACES.iter().map(|s| (*s).to_owned()).collect();
             for ns in self.app.store.list("", "namespaces", None).0 {
@@ -966,7 +1021,7 @@ impl Driver {
         }
     }
 
-    /// Makes the writes in order; refreshes the caches for each object written.
+    /// Makes the writes in order, then takes their events (caches and queue).
     fn apply(&mut self, writes: Vec<Write>) {
         for w in writes {
             let target = target_key(&w);
@@ -978,10 +1033,10 @@ impl Driver {
                 }
             };
             if let Some(key) = key {
-                self.refresh(&key);
                 self.touched.push(key);
             }
         }
+        self.drain();
     }
 
     /// Makes one write; returns the key of a created object.
@@ -1302,6 +1357,7 @@ mod tests {
     #[test]
     fn deployment_inputs_are_its_replicasets_orphans_and_name_collisions() {
         let view = View {
+            rv: 0,
             rss: Objs::load(vec![
                 named("web-1", Some("web")),
                 named("web-2", Some("other")),
@@ -1330,7 +1386,7 @@ mod tests {
     fn pod_load_updates_in_place() {
         let a = json!({"metadata": {"name": "a", "namespace": "ns"}, "spec": {"nodeName": "n1"},
             "status": {"phase": "Running", "podIP": "10.244.0.2"}});
-        let mut load = PodLoad::load(&[Arc::new(a), named("b", None)]);
+        let mut load = PodLoad::load(&[Arc::new(a), named("b", None)], 1);
         assert!(load.used_ips.contains("10.244.0.2"));
         load.set("ns", "a", None);
         assert_eq!(load.stubs.len(), 1);

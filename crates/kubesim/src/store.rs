@@ -198,6 +198,11 @@ impl State {
         self.objects.get(key).cloned()
     }
 
+    /// The resourceVersion of the last write.
+    pub fn resource_version(&self) -> u64 {
+        self.rv
+    }
+
     pub fn list(&self, group: &str, resource: &str, namespace: Option<&str>) -> Vec<Arc<Value>> {
         let lo = (
             group.to_owned(),
