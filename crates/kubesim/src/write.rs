@@ -2,7 +2,8 @@
 //! alike: decode → patch/apply → default → prepare (strategy) → validate → managedFields →
 //! no-op check → store. Also deletion (propagation policies, finalizers, preconditions),
 //! namespace existence, generateName/uid, and Service IP / NodePort / LoadBalancer
-//! allocation.
+//! allocation. Server-side apply merges outside the store lock and commits only if the
+//! object is still the one it merged against (bounded retries, then under the lock).
 //!
 //! Must not: speak HTTP (handlers translate to and from it) or run controllers.
 
@@ -508,6 +509,9 @@ pub fn patch(
     Ok((out, false))
 }
 
+/// Merges of one apply computed outside the store lock before one is made under it.
+const APPLY_ATTEMPTS: usize = 3;
+
 #[allow(clippy::too_many_arguments)]
 fn apply_patch(
     app: &App,
@@ -550,39 +554,67 @@ fn apply_patch(
     }
     let mut applied = applied;
     normalize_identity(res, ns, Some(name), &mut applied)?;
-    let mut st = app.store.lock();
     let key = key_of(res, ns, name);
-    match st.get(&key) {
-        None => {
+    let merge = |old: Option<&Value>| -> Result<Value, ApiError> {
+        let Some(old) = old else {
             if sub.is_some() {
                 return Err(ApiError::not_found(res.group, res.plural, name));
             }
             let mut obj = sem::apply(None, &applied, manager, opts.force, &api_version, None, now)?;
-            {
-                let meta = meta_mut(&mut obj);
-                meta.remove("resourceVersion");
-                meta.insert("uid".into(), json!(new_uid()));
-                meta.insert("creationTimestamp".into(), json!(rfc3339(now)));
-            }
-            let obj = finish_create(app, &mut st, res, obj, opts, Some(()), now)?;
+            let meta = meta_mut(&mut obj);
+            meta.remove("resourceVersion");
+            meta.insert("uid".into(), json!(new_uid()));
+            meta.insert("creationTimestamp".into(), json!(rfc3339(now)));
+            return Ok(obj);
+        };
+        if let Some(rv) = meta_str(&applied, "resourceVersion").filter(|r| !r.is_empty())
+            && Some(rv) != meta_str(old, "resourceVersion")
+        {
+            return Err(ApiError::conflict(res.group, res.plural, name));
+        }
+        let mut merged = sem::apply(
+            Some(old),
+            &applied,
+            manager,
+            opts.force,
+            &api_version,
+            sub,
+            now,
+        )?;
+        meta_mut(&mut merged).remove("resourceVersion");
+        Ok(merged)
+    };
+    // The merge is a pure function of the stored object: compute it without the store lock
+    // (concurrent applies of other objects proceed meanwhile) and commit only if the object
+    // is still the one merged against; after APPLY_ATTEMPTS lost races, merge under the lock.
+    let mut attempt = 1;
+    let (mut st, current, merged) = loop {
+        let seen = app.store.get(&key);
+        let merged = merge(seen.as_deref());
+        let st = app.store.lock();
+        let current = st.get(&key);
+        let same = match (&seen, &current) {
+            (None, None) => true,
+            (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        if same {
+            break (st, current, merged);
+        }
+        if attempt >= APPLY_ATTEMPTS {
+            let merged = merge(current.as_deref());
+            break (st, current, merged);
+        }
+        drop(st);
+        attempt += 1;
+    };
+    let merged = merged?;
+    match current {
+        None => {
+            let obj = finish_create(app, &mut st, res, merged, opts, Some(()), now)?;
             Ok((obj, true))
         }
         Some(old) => {
-            if let Some(rv) = meta_str(&applied, "resourceVersion").filter(|r| !r.is_empty())
-                && Some(rv) != meta_str(&old, "resourceVersion")
-            {
-                return Err(ApiError::conflict(res.group, res.plural, name));
-            }
-            let mut merged = sem::apply(
-                Some(&old),
-                &applied,
-                manager,
-                opts.force,
-                &api_version,
-                sub,
-                now,
-            )?;
-            meta_mut(&mut merged).remove("resourceVersion");
             let out = finish_update(app, &mut st, res, key, &old, merged, sub, opts, true, now)?;
             Ok((out, false))
         }
@@ -893,5 +925,71 @@ mod tests {
             Some(PatchType::Merge)
         );
         assert_eq!(PatchType::from_content_type("text/plain"), None);
+    }
+
+    /// Applies of different managers to one object race (merges run outside the store
+    /// lock): none is lost, each manager owns its field, and no-op re-applies do not write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_applies_to_one_object_keep_every_manager() {
+        let cluster = crate::Cluster::start(crate::Config::default())
+            .await
+            .unwrap();
+        let app = cluster.app.clone();
+        let res = sem::by_kind("v1", "ConfigMap").unwrap();
+        let mut tasks = Vec::new();
+        for m in 0..8 {
+            let app = app.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                let opts = WriteOpts {
+                    manager: Some(format!("m{m}")),
+                    ..WriteOpts::default()
+                };
+                for round in 0..40 {
+                    let body = json!({
+                        "apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": "shared"},
+                        "data": {format!("k{m}"): format!("{}", round / 2)},
+                    });
+                    let body = serde_json::to_vec(&body).unwrap();
+                    patch(
+                        &app,
+                        res,
+                        Some("default"),
+                        "shared",
+                        None,
+                        PatchType::Apply,
+                        &body,
+                        &opts,
+                    )
+                    .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let key = key_of(res, Some("default"), "shared");
+        let obj = app.store.get(&key).unwrap();
+        for m in 0..8 {
+            assert_eq!(obj["data"][format!("k{m}")], "19");
+        }
+        let managers: BTreeSet<&str> = obj["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["manager"].as_str().unwrap())
+            .collect();
+        assert_eq!(managers.len(), 8, "{managers:?}");
+        // 20 distinct values per manager, each applied twice: the second is a no-op.
+        let writes = app
+            .store
+            .watch_from("", "configmaps", 0)
+            .unwrap()
+            .0
+            .iter()
+            .filter(|e| e.key == key)
+            .count();
+        assert_eq!(writes, 8 * 20);
+        cluster.shutdown().await;
     }
 }
