@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Agent measurements for docs/benchmarks.md: RSS of `kubesync run` idle and with 1,000 managed
-objects, and commit-to-applied latency for a local repository (notify) and a polled remote
-(file:// URL, `--interval`). Everything runs on this machine: kubesim via `kubesync cluster serve`
-on 127.0.0.1, git repositories in a temp dir. Stdlib only.
+"""Agent measurements for docs/benchmarks.md: RSS of `kubesync run` idle and over many syncs of
+1,000 managed objects, and commit-to-applied latency for a local repository (notify trigger) and
+for a polled remote (a `git://` URL served by `git daemon` on 127.0.0.1: one ls-remote per
+interval, fetch only when the ref moved). Everything runs on this machine: kubesim via
+`kubesync cluster serve` on 127.0.0.1, git repositories in a temp dir. Stdlib only.
 
 Usage: cargo build --release && python3 benches/agent.py [--bin target/release/kubesync]
+       [--objects 1000] [--syncs 12] [--trials 10] [--interval 2]
+Environment variables (MALLOC_ARENA_MAX, ...) pass through to the agent.
 """
-import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import argparse, json, os, random, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
@@ -35,9 +38,9 @@ def make_repo(root, n, probe_init):
         f.write(configmap("probe", probe_init))
     git(root, "add", "-A"); git(root, "commit", "-q", "-m", "initial")
 
-def api_get(url, path):
+def get_json(url, timeout=2):
     try:
-        with urllib.request.urlopen(url + path, timeout=2) as r:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
             return json.load(r)
     except Exception:
         return None
@@ -51,10 +54,11 @@ def wait_for(cond, timeout, step=0.01):
         time.sleep(step)
     return None
 
-def rss_mib(pid):
+def rss_mib(pid, field="VmRSS"):
+    """Resident set now (VmRSS), or its peak so far (VmHWM), in MiB."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -68,26 +72,69 @@ def run_agent(bin_, kubeconfig, repo, tmp, interval, name):
     return p, port
 
 def probe_value(url):
-    cm = api_get(url, "/api/v1/namespaces/default/configmaps/probe")
+    cm = get_json(url + "/api/v1/namespaces/default/configmaps/probe")
     return cm and cm.get("data", {}).get("value")
 
-def latency(url, repo, trials):
+def agent_idle(port, commit=None):
+    """The agent finished its sync (of `commit`, if given): nothing in flight."""
+    st = get_json(f"http://127.0.0.1:{port}/status")
+    if not st or not st.get("sources"):
+        return False
+    s = st["sources"][0]
+    return s.get("syncing") is None and s.get("commit") is not None and \
+        (commit is None or s.get("commit") == commit)
+
+def head(repo):
+    return subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+def commit_probe(repo, value):
+    with open(os.path.join(repo, "m", "probe.yaml"), "w") as f:
+        f.write(configmap("probe", value))
+    git(repo, "commit", "-q", "-am", f"probe {value}")
+    return head(repo)
+
+def latency(url, repo, trials, tag, jitter=0.0):
+    """Commit → the changed ConfigMap visible through the API, `trials` times. With `jitter`,
+    wait a random 0..jitter s before each commit, so commits fall at random points of the
+    agent's polling interval."""
     out = []
     for t in range(1, trials + 1):
-        with open(os.path.join(repo, "m", "probe.yaml"), "w") as f:
-            f.write(configmap("probe", str(t)))
-        git(repo, "commit", "-q", "-am", f"probe {t}")
+        if jitter:
+            time.sleep(random.uniform(0, jitter))  # random phase on purpose, not a wait for state
+        value = f"{tag}-{t}"
+        commit_probe(repo, value)
         start = time.monotonic()
-        if not wait_for(lambda: probe_value(url) == str(t), 60):
-            raise SystemExit(f"commit {t} not applied within 60s")
+        if not wait_for(lambda: probe_value(url) == value, 60):
+            raise SystemExit(f"commit {value} not applied within 60s")
         out.append(time.monotonic() - start)
     return out
+
+def p90(xs):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(0.9 * (len(xs) - 1))))]
+
+def start_git_daemon(base, tmp):
+    port = free_port()
+    log = open(os.path.join(tmp, "git-daemon.log"), "w")
+    d = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={base}",
+                          "--listen=127.0.0.1", f"--port={port}", base], stdout=log, stderr=log)
+    def up():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close(); return True
+        except OSError:
+            return False
+    if not wait_for(up, 10):
+        raise SystemExit("git daemon did not start")
+    return d, port
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="target/release/kubesync")
     ap.add_argument("--objects", type=int, default=1000)
-    ap.add_argument("--trials", type=int, default=5)
+    ap.add_argument("--syncs", type=int, default=12, help="commits synced while RSS is sampled")
+    ap.add_argument("--trials", type=int, default=10, help="latency samples per trigger")
+    ap.add_argument("--interval", type=int, default=2, help="polling interval, seconds")
     a = ap.parse_args()
     bin_ = os.path.abspath(a.bin)
     tmp = tempfile.mkdtemp(prefix="kubesync-agent-bench-")
@@ -101,41 +148,67 @@ def main():
         if not wait_for(lambda: os.path.exists(kc) and os.path.getsize(kc) > 0, 10):
             raise SystemExit("kubesim did not start")
         url = next(l.split("server:")[1].strip() for l in open(kc) if "server:" in l)
-        results = {}
+        results = {"loadavg_start": os.getloadavg()}
         # Idle: one source with a single object.
         small = os.path.join(tmp, "small"); make_repo(small, 0, "small")
-        p, _ = run_agent(bin_, kc, small, tmp, "1m", "small"); procs.append(p)
-        wait_for(lambda: probe_value(url) == "small", 30)
+        p, port = run_agent(bin_, kc, small, tmp, "1m", "small"); procs.append(p)
+        wait_for(lambda: probe_value(url) == "small" and agent_idle(port), 30)
         time.sleep(3)  # idle, on purpose: this is the measurement, not a wait for state
         results["rss_idle_mib"] = rss_mib(p.pid)
         p.terminate(); p.wait(10)
-        # 1,000 managed objects, local repository (notify trigger).
+
+        # 1,000 managed objects, local repository (notify trigger): RSS after each sync.
         big = os.path.join(tmp, "big"); make_repo(big, a.objects, "big")
-        p, _ = run_agent(bin_, kc, big, tmp, "1m", "big"); procs.append(p)
+        p, port = run_agent(bin_, kc, big, tmp, "1m", "big"); procs.append(p)
         t0 = time.monotonic()
         if not wait_for(lambda: probe_value(url) == "big", 120):
             raise SystemExit("first sync of the big repo did not land")
-        results["first_sync_s"] = time.monotonic() - t0
-        time.sleep(3)
-        results["rss_1000_mib"] = rss_mib(p.pid)
-        lat = latency(url, big, a.trials)
-        results["local_latency_s"] = statistics.median(lat)
-        results["rss_1000_after_commits_mib"] = rss_mib(p.pid)
+        results["first_sync_applied_s"] = time.monotonic() - t0
+        if not wait_for(lambda: agent_idle(port, head(big)), 120):
+            raise SystemExit("first sync of the big repo did not finish")
+        results["first_sync_done_s"] = time.monotonic() - t0
+        series = [rss_mib(p.pid)]
+        for s in range(1, a.syncs + 1):
+            sha = commit_probe(big, f"rss-{s}")
+            if not wait_for(lambda: agent_idle(port, sha), 120):
+                raise SystemExit(f"sync {s} did not finish")
+            series.append(rss_mib(p.pid))
+        results["rss_1000_series_mib"] = [round(x, 1) for x in series]
+        results["rss_1000_first_mib"] = series[0]
+        results["rss_1000_max_mib"] = max(series)
+        results["rss_1000_last_mib"] = series[-1]
+        lat = latency(url, big, a.trials, "local")
+        results["local_latency_s"] = lat
+        results["rss_1000_peak_mib"] = rss_mib(p.pid, "VmHWM")
         p.terminate(); p.wait(10)
-        # Polled remote: file:// URL, 2s interval.
-        p, _ = run_agent(bin_, kc, "file://" + big, tmp, "2s", "big"); procs.append(p)
-        wait_for(lambda: probe_value(url) == str(a.trials), 60)
-        lat = [x for x in latency(url, big, a.trials)]
-        results["poll_2s_latency_s"] = statistics.median(lat)
+
+        # Polled remote: git:// served by git daemon on loopback, --interval N s.
+        daemon, dport = start_git_daemon(tmp, tmp); procs.append(daemon)
+        remote = f"git://127.0.0.1:{dport}/big"
+        p, port = run_agent(bin_, kc, remote, tmp, f"{a.interval}s", "big"); procs.append(p)
+        if not wait_for(lambda: agent_idle(port, head(big)), 120):
+            raise SystemExit("the agent did not sync the git:// remote")
+        lat = latency(url, big, a.trials, "poll", jitter=a.interval)
+        results["poll_latency_s"] = lat
+        results["rss_poll_mib"] = rss_mib(p.pid)
         p.terminate(); p.wait(10)
+
+        results["loadavg_end"] = os.getloadavg()
+        med = lambda xs: statistics.median(xs) * 1000
         print(json.dumps(results, indent=2))
         print("\n| measurement | value |\n|---|---:|")
         print(f"| agent RSS, idle (1 object) | {results['rss_idle_mib']:.1f} MiB |")
-        print(f"| agent RSS, {a.objects} managed objects | {results['rss_1000_mib']:.1f} MiB |")
-        print(f"| agent RSS, {a.objects} objects after {a.trials} more commits | {results['rss_1000_after_commits_mib']:.1f} MiB |")
-        print(f"| first sync of {a.objects} objects by the agent | {results['first_sync_s']:.2f} s |")
-        print(f"| commit → applied, local repo (notify), median of {a.trials} | {results['local_latency_s']*1000:.0f} ms |")
-        print(f"| commit → applied, polled file:// remote, interval 2s, median of {a.trials} | {results['poll_2s_latency_s']*1000:.0f} ms |")
+        print(f"| agent RSS, {a.objects} objects, after the first sync | {results['rss_1000_first_mib']:.1f} MiB |")
+        print(f"| agent RSS, {a.objects} objects, max / last over {a.syncs} more syncs | "
+              f"{results['rss_1000_max_mib']:.1f} / {results['rss_1000_last_mib']:.1f} MiB |")
+        print(f"| agent RSS peak (VmHWM) over all of the above, {a.objects} objects | {results['rss_1000_peak_mib']:.1f} MiB |")
+        print(f"| first sync of {a.objects} objects: applied / finished | "
+              f"{results['first_sync_applied_s']:.2f} / {results['first_sync_done_s']:.2f} s |")
+        l = results["local_latency_s"]
+        print(f"| commit → applied, local repo (notify), median / p90 of {len(l)} | {med(l):.0f} / {p90(l)*1000:.0f} ms |")
+        l = results["poll_latency_s"]
+        print(f"| commit → applied, git:// remote polled every {a.interval} s, median / p90 of {len(l)} | "
+              f"{med(l):.0f} / {p90(l)*1000:.0f} ms |")
     finally:
         for p in procs:
             if p.poll() is None:

@@ -8,7 +8,7 @@
 //!
 //! Must not: apply anything itself, or decide policy (allowed namespaces/kinds are enforced
 //! by the engine before any write; this only passes them on).
-use super::memory::{Job, SyncThread};
+use super::memory::{Job, SyncThread, release_free_memory};
 use super::{BoxFuture, Progress, RolloutResult, SourceConfig, SyncFailure, SyncResult, Syncer};
 use crate::engine::{self, EngineError};
 use crate::rollout;
@@ -132,6 +132,9 @@ impl EngineSyncer {
                     _ = cancelled => None,
                 }
             });
+            // The sync's working set (live objects, plans) is dropped by now: hand it back
+            // before reporting, so a finished sync has returned its memory.
+            release_free_memory();
             let _ = done.send(outcome);
         });
         self.submit(&source.name, job)?;

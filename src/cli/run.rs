@@ -120,6 +120,11 @@ impl Args {
 /// engine ([`agent::syncer::EngineSyncer`]) until SIGTERM or Ctrl-C.
 pub async fn run_command(args: Args) -> anyhow::Result<Exit> {
     let config = args.to_config(&Defaults::from_env())?;
+    // A long-running process: keep glibc from spreading freed memory over many arenas
+    // (see `agent::memory`), unless the operator chose a value.
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        agent::memory::limit_arenas(2);
+    }
     let env = crate::cluster::Environment::from_process(
         args.cluster.kubeconfig.clone(),
         Some(args.cluster.state.clone()),
