@@ -211,32 +211,35 @@ pub struct Loaded {
 pub async fn load(opts: &SyncOptions) -> Result<Loaded, EngineError> {
     let spec = opts.repo.clone();
     let (rev, path) = (opts.rev.clone(), opts.path.clone());
-    let snapshot =
-        tokio::task::spawn_blocking(move || -> Result<source::Snapshot, source::SourceError> {
-            let repo = source::Repo::open(&spec)?;
-            repo.fetch()?;
-            let commit = repo.resolve(&rev)?;
-            repo.snapshot(&commit, &path)
-        })
-        .await??;
     let options = manifest::LoadOptions {
         default_namespace: opts.namespace.clone(),
         ..Default::default()
     };
-    let mut objects =
-        manifest::load(&snapshot, &options).map_err(|errors| EngineError::Invalid {
-            commit: snapshot.commit.short().to_string(),
-            errors,
-        })?;
-    let ctx = transform::Context {
-        source: opts.source_name.clone(),
-        commit: snapshot.commit.clone(),
-    };
-    transform::apply(&mut objects, &ctx);
-    Ok(Loaded {
-        commit: snapshot.commit,
-        objects,
+    let source_name = opts.source_name.clone();
+    // Reading git and parsing are CPU and disk work: all of it off the async task, so that
+    // the cluster side joined with it (connect, discovery) keeps making progress meanwhile.
+    tokio::task::spawn_blocking(move || -> Result<Loaded, EngineError> {
+        let repo = source::Repo::open(&spec)?;
+        repo.fetch()?;
+        let commit = repo.resolve(&rev)?;
+        let snapshot = repo.snapshot(&commit, &path)?;
+        drop(repo);
+        let mut objects =
+            manifest::load(&snapshot, &options).map_err(|errors| EngineError::Invalid {
+                commit: snapshot.commit.short().to_string(),
+                errors,
+            })?;
+        let ctx = transform::Context {
+            source: source_name,
+            commit: snapshot.commit.clone(),
+        };
+        transform::apply(&mut objects, &ctx);
+        Ok(Loaded {
+            commit: snapshot.commit,
+            objects,
+        })
     })
+    .await?
 }
 
 /// Refuses a commit with an object outside the source's allowed kinds or namespaces (after
@@ -290,18 +293,18 @@ async fn hash_live_configs(
             let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), &namespace);
             apply::retry::with_retry(deadline, "get secret", || api.get_opt(&name))
                 .await
-                .map_err(|source| apply::ApplyError::Api {
+                .map_err(|error| apply::ApplyError::Api {
                     what: format!("reading {kind} {namespace}/{name} (a Deployment reads it)"),
-                    source,
+                    error,
                 })?
                 .and_then(|s| serde_json::to_value(s).ok())
         } else {
             let api: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), &namespace);
             apply::retry::with_retry(deadline, "get configmap", || api.get_opt(&name))
                 .await
-                .map_err(|source| apply::ApplyError::Api {
+                .map_err(|error| apply::ApplyError::Api {
                     what: format!("reading {kind} {namespace}/{name} (a Deployment reads it)"),
-                    source,
+                    error,
                 })?
                 .and_then(|c| serde_json::to_value(c).ok())
         };
@@ -338,9 +341,55 @@ struct Prepared {
     deadline: Instant,
 }
 
+/// What the engine reads from the cluster before it needs the commit: the server's kinds,
+/// this source's inventory, and the managed objects of every kind the inventory names.
+/// [`sync`] and [`diff`] read it while git is read, which hides those round trips (in a
+/// no-op sync they are the whole cluster side).
+pub struct ClusterView {
+    pub kinds: apply::Kinds,
+    inventory: Option<Inventory>,
+    live: BTreeMap<ObjectId, (apply::Kind, serde_json::Value)>,
+    /// (group, kind) of the kinds already listed into `live`.
+    listed: BTreeSet<(String, String)>,
+}
+
+/// Reads the [`ClusterView`] of `opts`' source.
+pub async fn read_cluster(
+    client: &Client,
+    opts: &SyncOptions,
+    deadline: Instant,
+) -> Result<ClusterView, EngineError> {
+    let (kinds, inventory) = tokio::join!(
+        apply::Kinds::discover(client, deadline),
+        apply::read_inventory(
+            client,
+            &opts.inventory_namespace,
+            &opts.source_name,
+            deadline,
+        )
+    );
+    let (kinds, inventory) = (kinds?, inventory?);
+    let named = inventory
+        .as_ref()
+        .map(|i| i.objects.clone())
+        .unwrap_or_default();
+    let to_list = apply::kinds_to_list(&[], &named, &kinds);
+    let live = apply::list_managed(client, &to_list, &opts.source_name, deadline).await?;
+    let listed = to_list
+        .iter()
+        .map(|k| (k.resource.group.clone(), k.resource.kind.clone()))
+        .collect();
+    Ok(ClusterView {
+        kinds,
+        inventory,
+        live,
+        listed,
+    })
+}
+
 async fn prepare(
     client: &Client,
-    kinds: &apply::Kinds,
+    view: ClusterView,
     loaded: Loaded,
     opts: &SyncOptions,
     deadline: Instant,
@@ -348,22 +397,26 @@ async fn prepare(
     let started = Instant::now();
     let ms = || started.elapsed().as_millis() as u64;
     let Loaded { commit, objects } = loaded;
-    let targets = apply::resolve(objects, kinds, &opts.namespace)?;
+    let ClusterView {
+        kinds,
+        inventory,
+        mut live,
+        listed,
+    } = view;
+    let targets = apply::resolve(objects, &kinds, &opts.namespace)?;
     check_allowed(opts, &targets)?;
-    apply::check_namespaces(client, &targets, &opts.inventory_namespace, deadline).await?;
-    let inventory = apply::read_inventory(
-        client,
-        &opts.inventory_namespace,
-        &opts.source_name,
-        deadline,
-    )
-    .await?;
-    let extra = inventory
-        .as_ref()
-        .map(|i| i.objects.clone())
-        .unwrap_or_default();
-    let to_list = apply::kinds_to_list(&targets, &extra, kinds);
-    let live = apply::list_managed(client, &to_list, &opts.source_name, deadline).await?;
+    // The kinds of the commit the inventory did not name are listed now, while the
+    // namespaces are checked.
+    let to_list: Vec<apply::Kind> = apply::kinds_to_list(&targets, &BTreeSet::new(), &kinds)
+        .into_iter()
+        .filter(|k| !listed.contains(&(k.resource.group.clone(), k.resource.kind.clone())))
+        .collect();
+    let (namespaces, more) = tokio::join!(
+        apply::check_namespaces(client, &targets, &opts.inventory_namespace, deadline),
+        apply::list_managed(client, &to_list, &opts.source_name, deadline)
+    );
+    namespaces?;
+    live.extend(more?);
     tracing::debug!(
         elapsed_ms = ms(),
         live = live.len(),
@@ -373,13 +426,10 @@ async fn prepare(
     let managed_ids: BTreeSet<ObjectId> = live.keys().cloned().collect();
     let orphans = apply::prune::select(&desired, &managed_ids)
         .into_iter()
-        .filter_map(|id| {
-            live.get(&id)
-                .map(|(k, v)| (id.clone(), k.clone(), v.clone()))
-        })
+        .filter_map(|id| live.remove(&id).map(|(k, v)| (id, k, v)))
         .collect();
-    let managed = live.len();
-    let planned = apply::plan(targets, &live);
+    let managed = managed_ids.len();
+    let planned = apply::plan(targets, live);
     tracing::debug!(elapsed_ms = ms(), "planned");
     Ok(Prepared {
         commit,
@@ -399,16 +449,16 @@ pub async fn sync(
     on_progress: &(dyn Fn(&str, bool) + Sync),
 ) -> Result<SyncReport, EngineError> {
     let deadline = Instant::now() + opts.timeout;
-    let (loaded, kinds) = tokio::join!(load(opts), apply::Kinds::discover(client, deadline));
+    let (loaded, view) = tokio::join!(load(opts), read_cluster(client, opts, deadline));
     let loaded = loaded?;
-    sync_loaded(client, &kinds?, loaded, opts, deadline, on_progress).await
+    sync_loaded(client, view?, loaded, opts, deadline, on_progress).await
 }
 
-/// [`sync`] of a commit already loaded, with kinds already discovered (the CLI overlaps
-/// reading git with connecting to the cluster).
+/// [`sync`] of a commit already loaded, with the cluster already read (the CLI overlaps
+/// reading git with connecting to and reading the cluster).
 pub async fn sync_loaded(
     client: &Client,
-    kinds: &apply::Kinds,
+    view: ClusterView,
     loaded: Loaded,
     opts: &SyncOptions,
     deadline: Instant,
@@ -416,7 +466,7 @@ pub async fn sync_loaded(
 ) -> Result<SyncReport, EngineError> {
     let mut loaded = loaded;
     hash_live_configs(client, &mut loaded, deadline).await?;
-    let mut p = prepare(client, kinds, loaded, opts, deadline).await?;
+    let mut p = prepare(client, view, loaded, opts, deadline).await?;
     if opts.prune {
         apply::prune::guard(
             p.planned.len(),
@@ -682,15 +732,15 @@ async fn mark_reverts(
 /// nothing. Orphans (managed objects the commit no longer contains) show as deletes.
 pub async fn diff(client: &Client, opts: &SyncOptions) -> Result<DiffReport, EngineError> {
     let deadline = Instant::now() + opts.timeout;
-    let (loaded, kinds) = tokio::join!(load(opts), apply::Kinds::discover(client, deadline));
+    let (loaded, view) = tokio::join!(load(opts), read_cluster(client, opts, deadline));
     let loaded = loaded?;
-    diff_loaded(client, &kinds?, loaded, opts, deadline).await
+    diff_loaded(client, view?, loaded, opts, deadline).await
 }
 
-/// [`diff`] of a commit already loaded, with kinds already discovered.
+/// [`diff`] of a commit already loaded, with the cluster already read.
 pub async fn diff_loaded(
     client: &Client,
-    kinds: &apply::Kinds,
+    view: ClusterView,
     loaded: Loaded,
     opts: &SyncOptions,
     deadline: Instant,
@@ -698,7 +748,7 @@ pub async fn diff_loaded(
     use futures::{StreamExt, TryStreamExt};
     let mut loaded = loaded;
     hash_live_configs(client, &mut loaded, deadline).await?;
-    let p = prepare(client, kinds, loaded, opts, deadline).await?;
+    let p = prepare(client, view, loaded, opts, deadline).await?;
     let changed: Vec<&Planned> = p
         .planned
         .iter()

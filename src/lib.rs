@@ -14,6 +14,8 @@ pub mod cli;
 pub mod cluster;
 /// One sync or diff of one source at one commit, as a library call.
 pub mod engine;
+/// One readable line per error (cause chains without repeats, kube API errors).
+pub mod errors;
 /// YAML/JSON → objects, validation, identity (group/kind/namespace/name).
 pub mod manifest;
 /// Pure planning: normalisation, diffs, rollout impact, reverts, prunes.

@@ -39,8 +39,8 @@ pub fn selector(source: &str) -> String {
 /// Errors of a sync or diff against the cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    #[error("discovery of the server's API resources failed: {0}")]
-    Discovery(#[source] kube::Error),
+    #[error("discovery of the server's API resources failed: {}", crate::errors::kube_message(.0))]
+    Discovery(kube::Error),
     #[error(
         "{file}: the server does not know kind {kind} of API version {api_version} (object {name}); nothing was written"
     )]
@@ -54,12 +54,9 @@ pub enum ApplyError {
         "namespace {namespace} does not exist and is not in the commit (needed by {object}); nothing was written"
     )]
     MissingNamespace { namespace: String, object: String },
-    #[error("{what}: {source}")]
-    Api {
-        what: String,
-        #[source]
-        source: kube::Error,
-    },
+    /// `error` is not a `#[source]`: the message already renders it (once, readably).
+    #[error("{what}: {}", crate::errors::kube_message(.error))]
+    Api { what: String, error: kube::Error },
     #[error(transparent)]
     Prune(#[from] prune::PruneRefused),
 }
@@ -79,7 +76,7 @@ impl ApplyError {
 
 fn api_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ApplyError {
     let what = what.into();
-    move |source| ApplyError::Api { what, source }
+    move |error| ApplyError::Api { what, error }
 }
 
 /// What happens (or happened) to one object.
@@ -113,8 +110,10 @@ impl Kinds {
     /// flaky API costs one retried GET, not a restarted discovery) when the server supports it,
     /// else the classic per-group walk.
     pub async fn discover(client: &Client, deadline: Instant) -> Result<Kinds, ApplyError> {
-        let core = aggregated_document(client, "/api", deadline).await;
-        let groups = aggregated_document(client, "/apis", deadline).await;
+        let (core, groups) = tokio::join!(
+            aggregated_document(client, "/api", deadline),
+            aggregated_document(client, "/apis", deadline)
+        );
         if let (Ok(Some(core)), Ok(Some(groups))) = (&core, &groups) {
             let mut by_gvk = BTreeMap::new();
             add_aggregated(&mut by_gvk, core);
@@ -417,22 +416,30 @@ pub async fn list_managed(
     deadline: Instant,
 ) -> Result<BTreeMap<ObjectId, (Kind, Value)>, ApplyError> {
     let lp = ListParams::default().labels(&selector(source));
+    // One list per kind, all at once: each is a round trip the others need not wait for.
+    let lists = futures::future::try_join_all(kinds.iter().map(|kind| {
+        let lp = &lp;
+        async move {
+            // Raw request, parsed once into JSON values (no typed detour through DynamicObject).
+            let url = DynamicObject::url_path(&kind.resource, None);
+            retry::with_retry(deadline, "list managed", || async {
+                let req = kube::core::Request::new(url.as_str())
+                    .list(lp)
+                    .map_err(kube::Error::BuildRequest)?;
+                client.request::<RawList>(req).await
+            })
+            .await
+            .map(|list| (kind, list))
+            .map_err(api_err(format!(
+                "listing {} with {}",
+                kind.resource.plural,
+                selector(source)
+            )))
+        }
+    }))
+    .await?;
     let mut out = BTreeMap::new();
-    for kind in kinds {
-        // Raw request, parsed once into JSON values (no typed detour through DynamicObject).
-        let url = DynamicObject::url_path(&kind.resource, None);
-        let list: RawList = retry::with_retry(deadline, "list managed", || async {
-            let req = kube::core::Request::new(url.as_str())
-                .list(&lp)
-                .map_err(kube::Error::BuildRequest)?;
-            client.request::<RawList>(req).await
-        })
-        .await
-        .map_err(api_err(format!(
-            "listing {} with {}",
-            kind.resource.plural,
-            selector(source)
-        )))?;
+    for (kind, list) in lists {
         for mut value in list.items {
             let Some(o) = value.as_object_mut() else {
                 continue;
@@ -519,11 +526,12 @@ pub struct Planned {
 }
 
 /// Decides per object: no write when the live managed object already matches.
-pub fn plan(targets: Vec<Target>, live: &BTreeMap<ObjectId, (Kind, Value)>) -> Vec<Planned> {
+pub fn plan(targets: Vec<Target>, mut live: BTreeMap<ObjectId, (Kind, Value)>) -> Vec<Planned> {
     targets
         .into_iter()
         .map(|target| {
-            let live = live.get(&target.object.id).map(|(_, v)| v.clone());
+            // Moved, not cloned: each live object belongs to at most one target.
+            let live = live.remove(&target.object.id).map(|(_, v)| v);
             let action = match &live {
                 None => Action::Create,
                 Some(l) if noop::is_unchanged(&target.object.body, l, FIELD_MANAGER) => {
@@ -613,9 +621,9 @@ pub async fn validate(
             .await
             .map(|_| ())
             .map_err(|e| match e {
-                ApplyError::Api { what, source } => ApplyError::Api {
+                ApplyError::Api { what, error } => ApplyError::Api {
                     what: format!("{what} (server-side dry-run; nothing was written)"),
-                    source,
+                    error,
                 },
                 other => other,
             })
@@ -650,6 +658,8 @@ pub async fn apply_one(
         client.request::<Value>(req).await
     })
     .await
+    // The server may quote the object's values in its message: never a Secret's.
+    .map_err(|e| crate::plan::scrub_api_error(body, e))
     .map_err(api_err(format!(
         "applying {} ({})",
         display(id),

@@ -22,9 +22,10 @@ pub enum PruneRefused {
 /// The managed live objects that the desired set no longer contains, in deletion order
 /// (dependents first, Namespaces last).
 pub fn select(desired: &BTreeSet<ObjectId>, managed_live: &BTreeSet<ObjectId>) -> Vec<ObjectId> {
+    let desired: BTreeSet<Key<'_>> = desired.iter().map(key).collect();
     let mut out: Vec<ObjectId> = managed_live
         .iter()
-        .filter(|id| !contains(desired, id))
+        .filter(|id| !desired.contains(&key(id)))
         .cloned()
         .collect();
     out.sort_by(|a, b| {
@@ -36,10 +37,10 @@ pub fn select(desired: &BTreeSet<ObjectId>, managed_live: &BTreeSet<ObjectId>) -
 
 /// Identity for pruning ignores the API version: `apps/v1` and `apps/v1beta1` of the same
 /// object are the same object.
-fn contains(desired: &BTreeSet<ObjectId>, id: &ObjectId) -> bool {
-    desired.iter().any(|d| {
-        d.group == id.group && d.kind == id.kind && d.namespace == id.namespace && d.name == id.name
-    })
+type Key<'a> = (&'a str, &'a str, Option<&'a str>, &'a str);
+
+fn key(id: &ObjectId) -> Key<'_> {
+    (&id.group, &id.kind, id.namespace.as_deref(), &id.name)
 }
 
 /// Refuses an empty source, and removing more than half of the managed objects unless

@@ -63,6 +63,8 @@ pub enum Command {
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any thread exists: git2's global init without loading the CA bundle.
+    crate::source::init_git();
     init_tracing(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -88,7 +90,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", crate::errors::message(err.as_ref()));
             ExitCode::from(2)
         }
     }
@@ -97,7 +99,7 @@ pub fn main() -> ExitCode {
 fn init_tracing(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(format!(
-        "{},notify=warn,hyper=warn,hyper_util=warn,kube_client=warn,kube_runtime=warn,tower=warn,rustls=warn",
+        "{},notify=warn,hyper=warn,hyper_util=warn,kube_client=warn,kube_client::client::builder=off,kube_runtime=warn,tower=warn,rustls=warn",
         cli.log
     ))
     .unwrap_or_else(|_| EnvFilter::new("info"));

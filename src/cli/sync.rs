@@ -4,7 +4,7 @@
 //! the text/JSON output and exit codes of the engine's reports. Must not: orchestrate the
 //! stages (that is `engine`) or decide anything the stages decide.
 use super::Exit;
-use crate::apply::{self, Action};
+use crate::apply::Action;
 use crate::cluster::{self, Connection};
 use crate::engine;
 use crate::source;
@@ -155,7 +155,7 @@ impl SyncArgs {
 async fn connect_and_load(
     cluster_args: &ClusterArgs,
     opts: &engine::SyncOptions,
-) -> anyhow::Result<(Connection, apply::Kinds, engine::Loaded, Instant)> {
+) -> anyhow::Result<(Connection, engine::ClusterView, engine::Loaded, Instant)> {
     let deadline = Instant::now() + opts.timeout;
     let env = cluster::Environment::from_process(
         cluster_args.kubeconfig.clone(),
@@ -163,13 +163,13 @@ async fn connect_and_load(
     );
     let cluster_side = async {
         let conn = cluster::connect(&env, cluster_args.context.as_deref()).await?;
-        let kinds = apply::Kinds::discover(&conn.client, deadline).await?;
-        anyhow::Ok((conn, kinds))
+        let view = engine::read_cluster(&conn.client, opts, deadline).await?;
+        anyhow::Ok((conn, view))
     };
     let (loaded, connected) = tokio::join!(engine::load(opts), cluster_side);
     let loaded = loaded?;
-    let (conn, kinds) = connected?;
-    Ok((conn, kinds, loaded, deadline))
+    let (conn, view) = connected?;
+    Ok((conn, view, loaded, deadline))
 }
 
 /// Progress on stderr: a line per change, or on a terminal one live line that is replaced
@@ -189,16 +189,9 @@ fn progress_line(line: &str, done: bool) {
 
 pub async fn run_sync(args: SyncArgs) -> anyhow::Result<Exit> {
     let opts = args.options();
-    let (conn, kinds, loaded, deadline) = connect_and_load(&args.cluster, &opts).await?;
-    let result = engine::sync_loaded(
-        &conn.client,
-        &kinds,
-        loaded,
-        &opts,
-        deadline,
-        &progress_line,
-    )
-    .await;
+    let (conn, view, loaded, deadline) = connect_and_load(&args.cluster, &opts).await?;
+    let result =
+        engine::sync_loaded(&conn.client, view, loaded, &opts, deadline, &progress_line).await;
     conn.close().await;
     let report = result?;
     if report.held && report.applied == 0 && report.changes.is_empty() {
@@ -289,8 +282,8 @@ fn print_sync(output: Output, report: &engine::SyncReport) -> anyhow::Result<()>
 
 pub async fn run_diff(args: DiffArgs) -> anyhow::Result<Exit> {
     let opts = args.source.options();
-    let (conn, kinds, loaded, deadline) = connect_and_load(&args.cluster, &opts).await?;
-    let result = engine::diff_loaded(&conn.client, &kinds, loaded, &opts, deadline).await;
+    let (conn, view, loaded, deadline) = connect_and_load(&args.cluster, &opts).await?;
+    let result = engine::diff_loaded(&conn.client, view, loaded, &opts, deadline).await;
     conn.close().await;
     let report = result?;
     match args.output {

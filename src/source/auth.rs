@@ -14,6 +14,7 @@ pub(crate) fn callbacks<'a>(
     url: &str,
     creds: &Credentials,
 ) -> Result<RemoteCallbacks<'a>, SourceError> {
+    super::tls::ensure_roots();
     let token = match &creds.token_file {
         Some(path) => Some(read_token(path)?),
         None => None,

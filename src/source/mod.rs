@@ -8,6 +8,9 @@ use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
 mod auth;
+mod tls;
+
+pub use tls::{ensure_roots as ensure_tls_roots, init_process as init_git};
 
 /// A commit as the rest of kubesync sees it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
