@@ -7,7 +7,7 @@
 //!
 //! Must not: speak HTTP (handlers translate to and from it) or run controllers.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::Ipv4Addr;
 
 use jiff::Timestamp;
@@ -773,27 +773,38 @@ pub(crate) fn delete_locked(
 
 /// ClusterIP from 10.96.0.0/12, NodePorts from 30000–32767, LoadBalancer ingress from the pool.
 fn allocate_service(app: &App, st: &State, old: Option<&Value>, svc: &mut Value) {
+    // Runs for every Service write (dry-runs too): one pass over the cluster's Services with
+    // plain key lookups and no per-Service allocation, so creating N Services costs O(N²)
+    // cheap steps, not O(N²) string copies.
     let services = st.list("", "services", None);
-    let mut used_ips = BTreeSet::new();
-    let mut used_ports = BTreeSet::new();
-    let mut used_lb = BTreeSet::new();
+    let mut used_ips: HashSet<u32> = HashSet::new();
+    let mut used_ports: BTreeSet<u64> = BTreeSet::new();
+    let mut used_lb: HashSet<&str> = HashSet::new();
     let me = (
         meta_str(svc, "namespace").map(str::to_owned),
         meta_str(svc, "name").map(str::to_owned),
     );
+    fn field<'a>(v: Option<&'a Value>, k: &str) -> Option<&'a Value> {
+        v.and_then(|v| v.get(k))
+    }
     for s in &services {
-        if (
-            meta_str(s, "namespace").map(str::to_owned),
-            meta_str(s, "name").map(str::to_owned),
-        ) == me
-        {
+        let s: &Value = s;
+        let meta = s.get("metadata");
+        let (ns, name) = (
+            field(meta, "namespace").and_then(Value::as_str),
+            field(meta, "name").and_then(Value::as_str),
+        );
+        if ns == me.0.as_deref() && name == me.1.as_deref() {
             continue;
         }
-        if let Some(ip) = s.pointer("/spec/clusterIP").and_then(Value::as_str) {
-            used_ips.insert(ip.to_owned());
+        let spec = s.get("spec");
+        if let Some(ip) = field(spec, "clusterIP")
+            .and_then(Value::as_str)
+            .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+        {
+            used_ips.insert(u32::from(ip));
         }
-        for p in s
-            .pointer("/spec/ports")
+        for p in field(spec, "ports")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -802,14 +813,14 @@ fn allocate_service(app: &App, st: &State, old: Option<&Value>, svc: &mut Value)
                 used_ports.insert(np);
             }
         }
-        for ing in s
-            .pointer("/status/loadBalancer/ingress")
+        let lb = field(s.get("status"), "loadBalancer");
+        for ing in field(lb, "ingress")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
         {
             if let Some(ip) = ing.get("ip").and_then(Value::as_str) {
-                used_lb.insert(ip.to_owned());
+                used_lb.insert(ip);
             }
         }
     }
@@ -836,8 +847,9 @@ fn allocate_service(app: &App, st: &State, old: Option<&Value>, svc: &mut Value)
         let ip = old_ip.unwrap_or_else(|| {
             let base = u32::from(Ipv4Addr::new(10, 96, 0, 10));
             (0..(1u32 << 20) - 20)
-                .map(|i| Ipv4Addr::from(base + i).to_string())
+                .map(|i| base + i)
                 .find(|ip| !used_ips.contains(ip))
+                .map(|ip| Ipv4Addr::from(ip).to_string())
                 .unwrap_or_else(|| "10.96.0.10".into())
         });
         spec.insert("clusterIP".into(), json!(ip));
@@ -889,7 +901,7 @@ fn allocate_service(app: &App, st: &State, old: Option<&Value>, svc: &mut Value)
                 .lb_pool
                 .iter()
                 .map(ToString::to_string)
-                .find(|ip| !used_lb.contains(ip));
+                .find(|ip| !used_lb.contains(ip.as_str()));
             svc["status"] = match free {
                 Some(ip) => json!({"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}),
                 None => json!({"loadBalancer": {}}),
