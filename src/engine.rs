@@ -374,17 +374,28 @@ pub async fn read_cluster(
         .map(|i| i.objects.clone())
         .unwrap_or_default();
     let to_list = apply::kinds_to_list(&[], &named, &kinds);
-    let live = apply::list_managed(client, &to_list, &opts.source_name, deadline).await?;
-    let listed = to_list
-        .iter()
-        .map(|k| (k.resource.group.clone(), k.resource.kind.clone()))
-        .collect();
+    let namespaces = scope_namespaces(opts, named.iter());
+    let apply::Managed { live, listed } =
+        apply::list_managed(client, &to_list, &namespaces, &opts.source_name, deadline).await?;
     Ok(ClusterView {
         kinds,
         inventory,
         live,
         listed,
     })
+}
+
+/// The namespaces a source's objects can be in, as far as is known: those of `ids`, the
+/// default namespace and the allowed ones (where listing across namespaces is forbidden,
+/// these are listed one by one).
+fn scope_namespaces<'a>(
+    opts: &SyncOptions,
+    ids: impl Iterator<Item = &'a ObjectId>,
+) -> BTreeSet<String> {
+    ids.filter_map(|id| id.namespace.clone())
+        .chain(std::iter::once(opts.namespace.clone()))
+        .chain(opts.allowed_namespaces.iter().cloned())
+        .collect()
 }
 
 async fn prepare(
@@ -411,12 +422,19 @@ async fn prepare(
         .into_iter()
         .filter(|k| !listed.contains(&(k.resource.group.clone(), k.resource.kind.clone())))
         .collect();
+    let scope = scope_namespaces(
+        opts,
+        targets
+            .iter()
+            .map(|t| &t.object.id)
+            .chain(inventory.iter().flat_map(|i| i.objects.iter())),
+    );
     let (namespaces, more) = tokio::join!(
         apply::check_namespaces(client, &targets, &opts.inventory_namespace, deadline),
-        apply::list_managed(client, &to_list, &opts.source_name, deadline)
+        apply::list_managed(client, &to_list, &scope, &opts.source_name, deadline)
     );
     namespaces?;
-    live.extend(more?);
+    live.extend(more?.live);
     tracing::debug!(
         elapsed_ms = ms(),
         live = live.len(),

@@ -345,9 +345,17 @@ pub async fn check_namespaces(
     }
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     let lp = ListParams::default();
-    let existing = retry::with_retry(deadline, "list namespaces", || api.list_metadata(&lp))
-        .await
-        .map_err(api_err("listing namespaces"))?;
+    let existing =
+        match retry::with_retry(deadline, "list namespaces", || api.list_metadata(&lp)).await {
+            Ok(list) => list,
+            // Namespaced RBAC cannot list Namespaces: the server-side dry-run of every object
+            // before the first write still refuses one whose namespace is missing.
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                tracing::debug!("listing namespaces is forbidden: left to the dry-run");
+                return Ok(());
+            }
+            Err(e) => return Err(api_err("listing namespaces")(e)),
+        };
     let existing: BTreeSet<String> = existing
         .items
         .into_iter()
@@ -408,20 +416,22 @@ pub async fn write_inventory(
 }
 
 /// The live objects a source manages, keyed by id: one label-selector list per kind (across
-/// all namespaces), so the cost grows with the number of kinds, not of objects.
+/// all namespaces), so the cost grows with the number of kinds, not of objects. Where
+/// listing across namespaces is forbidden, a namespaced kind is listed in each of
+/// `namespaces` instead.
 pub async fn list_managed(
     client: &Client,
     kinds: &[Kind],
+    namespaces: &BTreeSet<String>,
     source: &str,
     deadline: Instant,
-) -> Result<BTreeMap<ObjectId, (Kind, Value)>, ApplyError> {
+) -> Result<Managed, ApplyError> {
     let lp = ListParams::default().labels(&selector(source));
-    // One list per kind, all at once: each is a round trip the others need not wait for.
-    let lists = futures::future::try_join_all(kinds.iter().map(|kind| {
+    let list_in = |kind: &Kind, namespace: Option<&str>| {
         let lp = &lp;
+        // Raw request, parsed once into JSON values (no typed detour through DynamicObject).
+        let url = DynamicObject::url_path(&kind.resource, namespace);
         async move {
-            // Raw request, parsed once into JSON values (no typed detour through DynamicObject).
-            let url = DynamicObject::url_path(&kind.resource, None);
             retry::with_retry(deadline, "list managed", || async {
                 let req = kube::core::Request::new(url.as_str())
                     .list(lp)
@@ -429,18 +439,46 @@ pub async fn list_managed(
                 client.request::<RawList>(req).await
             })
             .await
-            .map(|list| (kind, list))
-            .map_err(api_err(format!(
-                "listing {} with {}",
-                kind.resource.plural,
-                selector(source)
-            )))
+        }
+    };
+    let failed = |kind: &Kind, namespace: Option<&str>| {
+        api_err(format!(
+            "listing {}{} with {}",
+            kind.resource.plural,
+            namespace.map(|n| format!(" in {n}")).unwrap_or_default(),
+            selector(source)
+        ))
+    };
+    // One list per kind, all at once: each is a round trip the others need not wait for.
+    let lists = futures::future::try_join_all(kinds.iter().map(|kind| async move {
+        match list_in(kind, None).await {
+            Ok(list) => Ok((kind, list.items, true)),
+            // Namespaced RBAC (a Role per namespace, as the Helm chart installs by default)
+            // forbids listing across namespaces: list in each namespace that matters.
+            Err(kube::Error::Api(status))
+                if status.code == 403 && kind.namespaced && !namespaces.is_empty() =>
+            {
+                tracing::debug!(kind = %kind.resource.kind, "listing across namespaces is forbidden: listing per namespace");
+                let mut items = Vec::new();
+                for ns in namespaces {
+                    let list = list_in(kind, Some(ns))
+                        .await
+                        .map_err(failed(kind, Some(ns)))?;
+                    items.extend(list.items);
+                }
+                Ok((kind, items, false))
+            }
+            Err(e) => Err(failed(kind, None)(e)),
         }
     }))
     .await?;
-    let mut out = BTreeMap::new();
-    for (kind, list) in lists {
-        for mut value in list.items {
+    let mut out = Managed::default();
+    for (kind, items, everywhere) in lists {
+        if everywhere {
+            out.listed
+                .insert((kind.resource.group.clone(), kind.resource.kind.clone()));
+        }
+        for mut value in items {
             let Some(o) = value.as_object_mut() else {
                 continue;
             };
@@ -467,10 +505,18 @@ pub async fn list_managed(
                 },
                 name: field("name").unwrap_or_default(),
             };
-            out.insert(id, (kind.clone(), value));
+            out.live.insert(id, (kind.clone(), value));
         }
     }
     Ok(out)
+}
+
+/// The managed objects [`list_managed`] found.
+#[derive(Debug, Default)]
+pub struct Managed {
+    pub live: BTreeMap<ObjectId, (Kind, Value)>,
+    /// (group, kind) of the kinds listed in every namespace (not only in some).
+    pub listed: BTreeSet<(String, String)>,
 }
 
 /// A list response: only its items are needed (`null` items, as some servers send for an

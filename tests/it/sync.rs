@@ -622,3 +622,118 @@ async fn config_change_and_git_revert_are_named_in_the_report() {
     assert_eq!(row["rollout"]["status"], "complete");
     sim.cluster.shutdown().await;
 }
+
+/// Serves kubesim's router on a second socket that answers 403 to every list across all
+/// namespaces (as a server does to a client that only has Roles in some namespaces, the
+/// Helm chart's default); returns a kubeconfig for it and the number of 403s sent.
+async fn namespaced_rbac_front(
+    sim: &Sim,
+) -> (PathBuf, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let refused = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = refused.clone();
+    let app = sim.cluster.router().layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let counter = counter.clone();
+            async move {
+                let path = req.uri().path().to_string();
+                let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+                // /api/v1/<plural> and /apis/<group>/<version>/<plural>: collections across
+                // namespaces (the discovery documents are shorter).
+                let across = matches!(segments.as_slice(), ["api", "v1", _] | ["apis", _, _, _]);
+                if req.method() == axum::http::Method::GET && across {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let body = serde_json::json!({
+                        "kind": "Status", "apiVersion": "v1", "metadata": {},
+                        "status": "Failure", "reason": "Forbidden", "code": 403,
+                        "message": format!("forbidden: cannot list {path} at the cluster scope"),
+                    });
+                    return axum::response::Response::builder()
+                        .status(403)
+                        .header("content-type", "application/json")
+                        .body(axum::body::Body::from(body.to_string()))
+                        .unwrap_or_default();
+                }
+                next.run(req).await
+            }
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let kubeconfig = sim.home.path().join("kubeconfig-namespaced");
+    std::fs::write(
+        &kubeconfig,
+        sim.cluster
+            .kubeconfig_yaml()
+            .replace(&sim.cluster.url(), &format!("http://{addr}")),
+    )
+    .expect("kubeconfig");
+    (kubeconfig, refused)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaced_rbac_lists_per_namespace_and_still_prunes() {
+    let sim = Sim::start().await;
+    let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(sim.client.clone());
+    let team = serde_json::from_value(serde_json::json!({"metadata": {"name": "team"}}))
+        .expect("namespace");
+    ns.create(&Default::default(), &team)
+        .await
+        .expect("create team");
+    let (kubeconfig, refused) = namespaced_rbac_front(&sim).await;
+    let repo = Repo::new();
+    let repo_path = path_str(repo.path());
+    repo.commit("apps/a.yaml", &config_map("a", &[("k", "1")]));
+    repo.commit("apps/b.yaml", &config_map("b", &[("k", "1")]));
+    repo.commit(
+        "apps/c.yaml",
+        &config_map("c", &[("k", "1")]).replace("name: c", "name: c\n  namespace: team"),
+    );
+    let kubeconfig_s = path_str(&kubeconfig);
+    let run = |extra: &'static [&'static str]| {
+        let mut args = sync_args(&repo_path, &["--prune", "--kubeconfig", &kubeconfig_s]);
+        args.extend_from_slice(extra);
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let home = sim.home.path().to_path_buf();
+        async move {
+            let mut cmd = std::process::Command::new(kubesync_bin());
+            cmd.args(&args)
+                .env_remove("KUBECONFIG")
+                .env("HOME", &home)
+                .env("KUBESYNC_LOG", "warn")
+                .current_dir(&home);
+            tokio::task::spawn_blocking(move || cmd.output().expect("kubesync runs"))
+                .await
+                .expect("join")
+        }
+    };
+    let out = run(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(sim.client.clone(), "team");
+    assert!(cms.get_opt("c").await.expect("get").is_some());
+
+    // A re-sync sees what it manages in both namespaces: nothing to write.
+    let out = run(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let doc = json(&out);
+    for name in ["a", "b", "c"] {
+        assert_eq!(action_of(&doc, "ConfigMap", name), "unchanged", "{doc}");
+    }
+    // A removed file is still pruned: found by the per-namespace list.
+    repo.remove("apps/c.yaml");
+    let out = run(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(action_of(&json(&out), "ConfigMap", "c"), "delete");
+    assert!(cms.get_opt("c").await.expect("get").is_none());
+    assert!(
+        refused.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the front refused no list: the test proves nothing"
+    );
+    sim.cluster.shutdown().await;
+}

@@ -192,13 +192,15 @@ async fn rollout_status_of_a_three_replica_rolling_update() {
         "deployment.apps/web image updated\n"
     );
     assert!(c.settle(SETTLE).await);
+    // Earlier kubectl commands opened watches too: wait for one more than before.
+    let watches = c.request_count().watch;
     let status = k
         .command(&["rollout", "status", "deployment/web"])
         .spawn()
         .unwrap();
     // Give kubectl time to list and open its watch before the next step.
     let mut waited = 0;
-    while c.request_count().watch == 0 && waited < 200 {
+    while c.request_count().watch == watches && waited < 200 {
         tokio::time::sleep(Duration::from_millis(50)).await;
         waited += 1;
     }
@@ -320,12 +322,13 @@ async fn a_never_ready_rollout_exceeds_its_progress_deadline() {
     );
     k.ok(&["apply", "--server-side", "-f", &bad]).await;
     assert!(c.settle(SETTLE).await);
+    let watches = c.request_count().watch;
     let status = k
         .command(&["rollout", "status", "deployment/web"])
         .spawn()
         .unwrap();
     let mut waited = 0;
-    while c.request_count().watch == 0 && waited < 200 {
+    while c.request_count().watch == watches && waited < 200 {
         tokio::time::sleep(Duration::from_millis(50)).await;
         waited += 1;
     }
