@@ -6,7 +6,7 @@
 //! Must not: default, validate, merge or decide anything about a write — the write path
 //! (`write.rs`) does that and hands the finished object to `put`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -67,8 +67,106 @@ impl Event {
     }
 }
 
+/// What the cluster's Services hold (ClusterIPs, NodePorts, LoadBalancer IPs), counted, so
+/// that allocating for a new Service does not scan every Service. Kept by `put`/`delete`.
+#[derive(Debug, Default)]
+pub(crate) struct Allocated {
+    cluster_ips: HashMap<u32, usize>,
+    node_ports: HashMap<u64, usize>,
+    lb_ips: HashMap<String, usize>,
+}
+
+impl Allocated {
+    fn change(&mut self, svc: &Value, add: bool) {
+        fn bump<K: std::hash::Hash + Eq>(m: &mut HashMap<K, usize>, k: K, add: bool) {
+            if add {
+                *m.entry(k).or_default() += 1;
+            } else if let Some(n) = m.get_mut(&k) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(&k);
+                }
+            }
+        }
+        let spec = svc.get("spec");
+        if let Some(ip) = spec
+            .and_then(|s| s.get("clusterIP"))
+            .and_then(Value::as_str)
+            .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok())
+        {
+            bump(&mut self.cluster_ips, u32::from(ip), add);
+        }
+        for p in spec
+            .and_then(|s| s.get("ports"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(np) = p.get("nodePort").and_then(Value::as_u64) {
+                bump(&mut self.node_ports, np, add);
+            }
+        }
+        for ing in svc
+            .pointer("/status/loadBalancer/ingress")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(ip) = ing.get("ip").and_then(Value::as_str) {
+                bump(&mut self.lb_ips, ip.to_owned(), add);
+            }
+        }
+    }
+
+    /// Whether a Service other than `except` (the stored state of the one being written)
+    /// holds ClusterIP `ip`.
+    pub fn cluster_ip_taken(&self, ip: u32, except: Option<&Value>) -> bool {
+        let mine = except.map_or(0, |o| usize::from(Self::ip_of(o) == Some(ip)));
+        self.cluster_ips.get(&ip).copied().unwrap_or(0) > mine
+    }
+
+    /// Whether a Service other than `except` holds NodePort `port`.
+    pub fn node_port_taken(&self, port: u64, except: Option<&Value>) -> bool {
+        let mine = except.map_or(0, |o| {
+            o.pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|p| p.get("nodePort").and_then(Value::as_u64) == Some(port))
+                .count()
+        });
+        self.node_ports.get(&port).copied().unwrap_or(0) > mine
+    }
+
+    /// Whether a Service other than `except` holds LoadBalancer ingress IP `ip`.
+    pub fn lb_ip_taken(&self, ip: &str, except: Option<&Value>) -> bool {
+        let mine = except.map_or(0, |o| {
+            o.pointer("/status/loadBalancer/ingress")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|i| i.get("ip").and_then(Value::as_str) == Some(ip))
+                .count()
+        });
+        self.lb_ips.get(ip).copied().unwrap_or(0) > mine
+    }
+
+    fn ip_of(svc: &Value) -> Option<u32> {
+        svc.pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok())
+            .map(u32::from)
+    }
+}
+
+fn is_service(key: &ObjKey) -> bool {
+    key.0.is_empty() && key.1 == "services"
+}
+
 pub(crate) struct State {
     objects: BTreeMap<ObjKey, Arc<Value>>,
+    /// Allocations of the stored Services.
+    pub allocated: Allocated,
     rv: u64,
     history: VecDeque<Arc<Event>>,
     /// Every event with rv > floor is in `history`.
@@ -106,6 +204,7 @@ impl Store {
         let (tx, _) = broadcast::channel(16_384);
         let mut state = State {
             objects: BTreeMap::new(),
+            allocated: Allocated::default(),
             rv: 0,
             history: VecDeque::new(),
             floor: 0,
@@ -122,6 +221,11 @@ impl Store {
                 .into_iter()
                 .map(|(k, v)| (k, Arc::new(v)))
                 .collect();
+            for (key, svc) in &state.objects {
+                if is_service(key) {
+                    state.allocated.change(svc, true);
+                }
+            }
             state.log = Some(log);
         }
         Ok(Store {
@@ -226,6 +330,12 @@ impl State {
         set_rv(&mut obj, rv);
         let obj = Arc::new(obj);
         let prev = self.objects.insert(key.clone(), obj.clone());
+        if is_service(&key) {
+            if let Some(p) = &prev {
+                self.allocated.change(p, false);
+            }
+            self.allocated.change(&obj, true);
+        }
         let kind = if prev.is_some() {
             EventType::Modified
         } else {
@@ -238,6 +348,9 @@ impl State {
     /// Removes `key`; returns its last state (with the delete's resourceVersion).
     pub fn delete(&mut self, key: &ObjKey) -> Option<Arc<Value>> {
         let prev = self.objects.remove(key)?;
+        if is_service(key) {
+            self.allocated.change(&prev, false);
+        }
         self.rv += 1;
         let rv = self.rv;
         let mut last = (*prev).clone();
@@ -282,6 +395,45 @@ impl State {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn service_allocations_follow_puts_and_deletes() {
+        let store = Store::open(None).expect("store");
+        let mut st = store.lock();
+        let key = |n: &str| {
+            (
+                "".to_owned(),
+                "services".to_owned(),
+                "default".to_owned(),
+                n.to_owned(),
+            )
+        };
+        let svc = |ip: &str, np: u64| json!({"metadata": {"name": "a"}, "spec": {"clusterIP": ip, "ports": [{"port": 80, "nodePort": np}]}});
+        let ip = |s: &str| u32::from(s.parse::<std::net::Ipv4Addr>().expect("ip"));
+        st.put(key("a"), svc("10.96.0.10", 30001));
+        assert!(st.allocated.cluster_ip_taken(ip("10.96.0.10"), None));
+        assert!(st.allocated.node_port_taken(30001, None));
+        // The Service's own stored state does not count against itself.
+        let stored = st.get(&key("a")).expect("stored");
+        assert!(
+            !st.allocated
+                .cluster_ip_taken(ip("10.96.0.10"), Some(&stored))
+        );
+        // An update moves the allocation; a delete frees it.
+        st.put(key("a"), svc("10.96.0.11", 30002));
+        assert!(!st.allocated.cluster_ip_taken(ip("10.96.0.10"), None));
+        assert!(st.allocated.cluster_ip_taken(ip("10.96.0.11"), None));
+        assert!(!st.allocated.node_port_taken(30001, None));
+        st.delete(&key("a"));
+        assert!(!st.allocated.cluster_ip_taken(ip("10.96.0.11"), None));
+        assert!(!st.allocated.node_port_taken(30002, None));
+        // Other resources are not counted.
+        st.put(
+            ("".into(), "configmaps".into(), "default".into(), "x".into()),
+            svc("10.96.0.12", 30003),
+        );
+        assert!(!st.allocated.cluster_ip_taken(ip("10.96.0.12"), None));
+    }
 
     fn key(n: &str) -> ObjKey {
         ("".into(), "configmaps".into(), "default".into(), n.into())

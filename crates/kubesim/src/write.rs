@@ -7,7 +7,7 @@
 //!
 //! Must not: speak HTTP (handlers translate to and from it) or run controllers.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use jiff::Timestamp;
@@ -773,57 +773,10 @@ pub(crate) fn delete_locked(
 
 /// ClusterIP from 10.96.0.0/12, NodePorts from 30000–32767, LoadBalancer ingress from the pool.
 fn allocate_service(app: &App, st: &State, old: Option<&Value>, svc: &mut Value) {
-    // Runs for every Service write (dry-runs too): one pass over the cluster's Services with
-    // plain key lookups and no per-Service allocation, so creating N Services costs O(N²)
-    // cheap steps, not O(N²) string copies.
-    let services = st.list("", "services", None);
-    let mut used_ips: HashSet<u32> = HashSet::new();
-    let mut used_ports: BTreeSet<u64> = BTreeSet::new();
-    let mut used_lb: HashSet<&str> = HashSet::new();
-    let me = (
-        meta_str(svc, "namespace").map(str::to_owned),
-        meta_str(svc, "name").map(str::to_owned),
-    );
-    fn field<'a>(v: Option<&'a Value>, k: &str) -> Option<&'a Value> {
-        v.and_then(|v| v.get(k))
-    }
-    for s in &services {
-        let s: &Value = s;
-        let meta = s.get("metadata");
-        let (ns, name) = (
-            field(meta, "namespace").and_then(Value::as_str),
-            field(meta, "name").and_then(Value::as_str),
-        );
-        if ns == me.0.as_deref() && name == me.1.as_deref() {
-            continue;
-        }
-        let spec = s.get("spec");
-        if let Some(ip) = field(spec, "clusterIP")
-            .and_then(Value::as_str)
-            .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
-        {
-            used_ips.insert(u32::from(ip));
-        }
-        for p in field(spec, "ports")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(np) = p.get("nodePort").and_then(Value::as_u64) {
-                used_ports.insert(np);
-            }
-        }
-        let lb = field(s.get("status"), "loadBalancer");
-        for ing in field(lb, "ingress")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(ip) = ing.get("ip").and_then(Value::as_str) {
-                used_lb.insert(ip);
-            }
-        }
-    }
+    // The store keeps what every Service holds (`State::allocated`), so this costs the same
+    // with ten Services or ten thousand; `old` (the stored state of this Service) does not
+    // count as taken.
+    let taken = &st.allocated;
     let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
@@ -848,7 +801,7 @@ fn allocate_service(app: &App, st: &State, old: Option<&Value>, svc: &mut Value)
             let base = u32::from(Ipv4Addr::new(10, 96, 0, 10));
             (0..(1u32 << 20) - 20)
                 .map(|i| base + i)
-                .find(|ip| !used_ips.contains(ip))
+                .find(|ip| !taken.cluster_ip_taken(*ip, old))
                 .map(|ip| Ipv4Addr::from(ip).to_string())
                 .unwrap_or_else(|| "10.96.0.10".into())
         });
@@ -863,6 +816,8 @@ fn allocate_service(app: &App, st: &State, old: Option<&Value>, svc: &mut Value)
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    // NodePorts given to this Service's other ports in this write.
+    let mut mine: BTreeSet<u64> = BTreeSet::new();
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for p in ports.iter_mut() {
             if !needs_node_ports {
@@ -871,10 +826,8 @@ fn allocate_service(app: &App, st: &State, old: Option<&Value>, svc: &mut Value)
                 }
                 continue;
             }
-            if p.get("nodePort")
-                .and_then(Value::as_u64)
-                .is_some_and(|n| n > 0)
-            {
+            if let Some(n) = p.get("nodePort").and_then(Value::as_u64).filter(|n| *n > 0) {
+                mine.insert(n);
                 continue;
             }
             let reuse = old_ports
@@ -884,10 +837,10 @@ fn allocate_service(app: &App, st: &State, old: Option<&Value>, svc: &mut Value)
                 .and_then(Value::as_u64);
             let np = reuse.unwrap_or_else(|| {
                 (30000..=32767)
-                    .find(|n| !used_ports.contains(n))
+                    .find(|n| !mine.contains(n) && !taken.node_port_taken(*n, old))
                     .unwrap_or(30000)
             });
-            used_ports.insert(np);
+            mine.insert(np);
             p["nodePort"] = json!(np);
         }
     }
@@ -901,7 +854,7 @@ fn allocate_service(app: &App, st: &State, old: Option<&Value>, svc: &mut Value)
                 .lb_pool
                 .iter()
                 .map(ToString::to_string)
-                .find(|ip| !used_lb.contains(ip.as_str()));
+                .find(|ip| !taken.lb_ip_taken(ip, old));
             svc["status"] = match free {
                 Some(ip) => json!({"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}),
                 None => json!({"loadBalancer": {}}),
