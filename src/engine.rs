@@ -694,6 +694,7 @@ pub async fn sync_loaded(
     if p.inventory.as_ref().is_none_or(|old| !old.same_as(&inv)) {
         apply::write_inventory(client, &opts.inventory_namespace, &inv, p.deadline).await?;
     }
+    tracing::debug!("sync done");
     Ok(SyncReport {
         commit: p.commit,
         dry_run: false,

@@ -186,15 +186,8 @@ fn failure(err: EngineError) -> SyncFailure {
         EngineError::Apply(_) | EngineError::Prune(_) => "apply",
         EngineError::Rollout(_) | EngineError::Undo(_) => "rollout",
     };
-    // The whole chain (`{:#}`-like) so the reason names the file or object.
-    let mut message = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    SyncFailure::new(kind, message)
+    // The whole chain, each cause once, so the reason names the file or object.
+    SyncFailure::new(kind, crate::errors::message(&err))
 }
 
 impl Syncer for EngineSyncer {

@@ -161,12 +161,29 @@ async fn connect_and_load(
         cluster_args.kubeconfig.clone(),
         Some(cluster_args.state.clone()),
     );
+    let started = Instant::now();
     let cluster_side = async {
         let conn = cluster::connect(&env, cluster_args.context.as_deref()).await?;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "client ready"
+        );
         let view = engine::read_cluster(&conn.client, opts, deadline).await?;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "cluster read"
+        );
         anyhow::Ok((conn, view))
     };
-    let (loaded, connected) = tokio::join!(engine::load(opts), cluster_side);
+    let git_side = async {
+        let loaded = engine::load(opts).await;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "commit loaded"
+        );
+        loaded
+    };
+    let (loaded, connected) = tokio::join!(git_side, cluster_side);
     let loaded = loaded?;
     let (conn, view) = connected?;
     Ok((conn, view, loaded, deadline))
@@ -193,6 +210,7 @@ pub async fn run_sync(args: SyncArgs) -> anyhow::Result<Exit> {
     let result =
         engine::sync_loaded(&conn.client, view, loaded, &opts, deadline, &progress_line).await;
     conn.close().await;
+    tracing::debug!("connection closed");
     let report = result?;
     if report.held && report.applied == 0 && report.changes.is_empty() {
         eprintln!(
