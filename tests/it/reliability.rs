@@ -768,21 +768,8 @@ async fn logging_front(h: &Harness) -> (std::path::PathBuf, RequestLog) {
             }
         },
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    let kubeconfig = h.dir.path().join("kubeconfig-logged");
-    std::fs::write(
-        &kubeconfig,
-        h.cluster
-            .kubeconfig_yaml()
-            .replace(&h.cluster.url(), &format!("http://{addr}")),
-    )
-    .expect("kubeconfig");
+    let kubeconfig =
+        crate::support::serve_front(&h.cluster, app, h.dir.path(), "kubeconfig-logged").await;
     (kubeconfig, log)
 }
 

@@ -205,3 +205,29 @@ impl Repo {
             .expect("reset");
     }
 }
+
+/// Serves `app` (kubesim's router behind a test layer) on a loopback socket of its own and
+/// writes `dir/name`, a kubeconfig of `cluster` pointing at that socket; returns its path.
+pub async fn serve_front(
+    cluster: &kubesim::Cluster,
+    app: axum::Router,
+    dir: &Path,
+    name: &str,
+) -> PathBuf {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let kubeconfig = dir.join(name);
+    std::fs::write(
+        &kubeconfig,
+        cluster
+            .kubeconfig_yaml()
+            .replace(&cluster.url(), &format!("http://{addr}")),
+    )
+    .expect("kubeconfig");
+    kubeconfig
+}

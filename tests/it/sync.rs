@@ -658,21 +658,9 @@ async fn namespaced_rbac_front(
             }
         },
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    let kubeconfig = sim.home.path().join("kubeconfig-namespaced");
-    std::fs::write(
-        &kubeconfig,
-        sim.cluster
-            .kubeconfig_yaml()
-            .replace(&sim.cluster.url(), &format!("http://{addr}")),
-    )
-    .expect("kubeconfig");
+    let kubeconfig =
+        crate::support::serve_front(&sim.cluster, app, sim.home.path(), "kubeconfig-namespaced")
+            .await;
     (kubeconfig, refused)
 }
 

@@ -101,7 +101,10 @@ fn object_route(group: &str, version: &str, rest: &[&str]) -> Route {
 }
 
 fn json_response(code: StatusCode, v: &Value) -> Response {
-    let body = serde_json::to_vec(v).unwrap_or_default();
+    json_bytes_response(code, serde_json::to_vec(v).unwrap_or_default())
+}
+
+fn json_bytes_response(code: StatusCode, body: Vec<u8>) -> Response {
     let mut resp = (code, body).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -590,7 +593,8 @@ fn list(
         .and_then(|l| l.parse::<usize>().ok())
         .filter(|l| *l > 0);
     let pinned = fields.pinned_name();
-    let mut items: Vec<Value> = Vec::new();
+    // Borrowed from the store's snapshot: serialised straight from there, never cloned.
+    let mut items: Vec<&Value> = Vec::new();
     let mut next = None;
     for o in &objs {
         let meta_ns = o
@@ -610,7 +614,7 @@ fn list(
             continue;
         }
         if limit.is_some_and(|l| items.len() >= l) {
-            next = items.last().map(|l: &Value| {
+            next = items.last().map(|l: &&Value| {
                 let lns = l
                     .pointer("/metadata/namespace")
                     .and_then(Value::as_str)
@@ -623,11 +627,12 @@ fn list(
             });
             break;
         }
-        items.push((**o).clone());
+        items.push(&**o);
     }
     let rv_s = rv.to_string();
     if wants_table(accept) {
-        let mut table = sem::table(res, &items, &rv_s, app.clock.now());
+        let owned: Vec<Value> = items.iter().map(|v| (*v).clone()).collect();
+        let mut table = sem::table(res, &owned, &rv_s, app.clock.now());
         if let Some(c) = next {
             table["metadata"]["continue"] = json!(c);
         }
@@ -637,8 +642,24 @@ fn list(
     if let Some(c) = next {
         meta["continue"] = json!(c);
     }
-    let list = json!({"kind": res.list_kind(), "apiVersion": res.api_version(), "metadata": meta, "items": items});
-    Ok(json_response(StatusCode::OK, &list))
+    #[derive(serde::Serialize)]
+    struct List<'a> {
+        kind: String,
+        #[serde(rename = "apiVersion")]
+        api_version: String,
+        metadata: Value,
+        items: Vec<&'a Value>,
+    }
+    let list = List {
+        kind: res.list_kind(),
+        api_version: res.api_version(),
+        metadata: meta,
+        items,
+    };
+    Ok(json_bytes_response(
+        StatusCode::OK,
+        serde_json::to_vec(&list).unwrap_or_default(),
+    ))
 }
 
 /// A streaming response body from a channel of chunks.
