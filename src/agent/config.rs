@@ -230,12 +230,8 @@ pub struct SourceConfig {
 }
 
 /// Paths to credentials mounted from Secrets. The files are read when used, never logged.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GitCredentials {
-    pub token_file: Option<PathBuf>,
-    pub ssh_key: Option<PathBuf>,
-    pub known_hosts: Option<PathBuf>,
-}
+/// The same credentials the sync engine's `source` uses for its fetches.
+pub type GitCredentials = crate::source::Credentials;
 
 /// Kinds watched for drift when the config names none: what a GitOps repository mostly holds.
 pub const DEFAULT_DRIFT_KINDS: &[&str] = &[

@@ -125,109 +125,13 @@ fn set_network_timeouts(timeout: Duration) {
     }
 }
 
+/// The same callbacks as the engine's fetches (`source::remote_callbacks`): one place
+/// reads the credentials, verifies ssh hosts and sets up TLS roots.
 fn callbacks(source: &SourceConfig) -> Result<git2::RemoteCallbacks<'static>, SyncFailure> {
-    let creds = source.credentials.clone();
-    let token = match &creds.token_file {
-        Some(path) => Some(read_secret(path, "credentials.tokenFile")?),
-        None => None,
-    };
-    let known_hosts = match &creds.known_hosts {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| SyncFailure::new("git", format!("cannot read known_hosts: {e}")))?,
-        ),
-        None => None,
-    };
-    let mut cb = git2::RemoteCallbacks::new();
-    let mut attempts = 0u32;
-    let ssh_key = creds.ssh_key.clone();
-    cb.credentials(move |_url, username, allowed| {
-        attempts += 1;
-        if attempts > 3 {
-            return Err(git2::Error::from_str("credentials rejected"));
-        }
-        if let (Some(token), true) = (&token, allowed.is_user_pass_plaintext()) {
-            return git2::Cred::userpass_plaintext(username.unwrap_or("x-access-token"), token);
-        }
-        if let (Some(key), true) = (&ssh_key, allowed.is_ssh_key()) {
-            return git2::Cred::ssh_key(username.unwrap_or("git"), None, key, None);
-        }
-        if allowed.is_username() {
-            return git2::Cred::username(username.unwrap_or("git"));
-        }
-        Err(git2::Error::from_str(
-            "no credentials configured for this source",
-        ))
-    });
-    if let Some(known_hosts) = known_hosts {
-        cb.certificate_check(move |cert, host| {
-            let Some(key) = cert.as_hostkey().and_then(|k| k.hostkey()) else {
-                // Not an ssh host key (https): let libgit2 check the TLS chain.
-                return Ok(git2::CertificateCheckStatus::CertificatePassthrough);
-            };
-            if known_host_matches(&known_hosts, host, key) {
-                Ok(git2::CertificateCheckStatus::CertificateOk)
-            } else {
-                Err(git2::Error::from_str(&format!(
-                    "host key of {host} is not in known_hosts"
-                )))
-            }
-        });
-    }
-    Ok(cb)
+    crate::source::remote_callbacks(&source.repo, &source.credentials)
+        .map_err(|e| SyncFailure::new("git", crate::errors::message(&e)))
 }
 
-fn read_secret(path: &PathBuf, field: &str) -> Result<String, SyncFailure> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim_end().to_owned())
-        .map_err(|e| SyncFailure::new("git", format!("cannot read {field}: {e}")))
-}
-
-/// Does a known_hosts file (plain entries, `host[,host]... keytype base64`) hold `key` for
-/// `host`? Hashed (`|1|`) entries are not supported and never match.
-pub fn known_host_matches(known_hosts: &str, host: &str, key: &[u8]) -> bool {
-    known_hosts.lines().any(|line| {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            return false;
-        }
-        let mut parts = line.split_whitespace();
-        let (Some(hosts), Some(_kind), Some(b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return false;
-        };
-        let host_ok = hosts.split(',').any(|h| {
-            h == host || h.strip_prefix('[').and_then(|h| h.split(']').next()) == Some(host)
-        });
-        host_ok && decode_base64(b64).is_some_and(|k| k == key)
-    })
-}
-
-fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let bytes = s.trim_end_matches('=').as_bytes();
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &c in bytes {
-        acc = (acc << 6) | value(c)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
 
 /// The directory whose changes mean "a ref moved" for a local repository: `.git` of a work
 /// tree, or the repository itself when bare.
@@ -293,25 +197,6 @@ mod tests {
         assert_eq!(pick_ref(&l, "v1").as_deref(), Some("tagged-commit"));
         assert_eq!(pick_ref(&l, "v2").as_deref(), Some("light"));
         assert_eq!(pick_ref(&l, "nope"), None);
-    }
-
-    #[test]
-    fn known_hosts_matching() {
-        // "hello" in base64.
-        let kh = "# comment\ngithub.com,140.82.1.1 ssh-ed25519 aGVsbG8=\n[git.local]:2222 ssh-rsa aGVsbG8=\n";
-        assert!(known_host_matches(kh, "github.com", b"hello"));
-        assert!(known_host_matches(kh, "git.local", b"hello"));
-        assert!(!known_host_matches(kh, "github.com", b"other"));
-        assert!(!known_host_matches(kh, "gitlab.com", b"hello"));
-    }
-
-    #[test]
-    fn base64_decodes() {
-        assert_eq!(
-            decode_base64("aGVsbG8gd29ybGQ=").as_deref(),
-            Some(&b"hello world"[..])
-        );
-        assert_eq!(decode_base64("!!"), None);
     }
 
     #[test]

@@ -79,11 +79,7 @@ impl EngineSyncer {
         let repo = source::RepoSpec {
             url: source.repo.clone(),
             cache_dir: self.cache_dir.join(&source.name),
-            credentials: source::Credentials {
-                token_file: source.credentials.token_file.clone(),
-                ssh_key: source.credentials.ssh_key.clone(),
-                known_hosts: source.credentials.known_hosts.clone(),
-            },
+            credentials: source.credentials.clone(),
         };
         let mut o = engine::SyncOptions::new(source.name.clone(), repo);
         o.rev = commit.to_owned();

@@ -207,6 +207,11 @@ mod tests {
         assert_eq!(base64_decode("aGVsbG8").unwrap(), b"hello");
         assert_eq!(base64_decode("AAECAw==").unwrap(), vec![0, 1, 2, 3]);
         assert!(base64_decode("a*b").is_none());
+        assert_eq!(
+            base64_decode("aGVsbG8gd29ybGQ=").as_deref(),
+            Some(&b"hello world"[..])
+        );
+        assert_eq!(base64_decode("!!"), None);
     }
 
     #[test]

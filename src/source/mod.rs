@@ -12,6 +12,16 @@ mod tls;
 
 pub use tls::{ensure_roots as ensure_tls_roots, init_process as init_git};
 
+/// The git2 callbacks of every remote operation on `url`: credentials from `creds`' files,
+/// ssh hosts verified against `known_hosts` (an unknown host is refused), and the system
+/// TLS roots handed to libgit2 first. Fetches here and the agent's `ls-remote` both use it.
+pub fn remote_callbacks<'a>(
+    url: &str,
+    creds: &Credentials,
+) -> Result<git2::RemoteCallbacks<'a>, SourceError> {
+    auth::callbacks(url, creds)
+}
+
 /// A commit as the rest of kubesync sees it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Commit {
