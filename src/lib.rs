@@ -8,6 +8,8 @@
 pub mod agent;
 /// Writes to the cluster: ordering, server-side apply, prune, inventory.
 pub mod apply;
+/// Standard base64 (Secret data, known_hosts keys).
+pub mod base64;
 /// CLI subcommands: parse flags into validated configs and wire the stages together.
 pub mod cli;
 /// Cluster selection: kubeconfig, in-cluster, or the embedded kubesim cluster.

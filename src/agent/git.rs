@@ -132,7 +132,6 @@ fn callbacks(source: &SourceConfig) -> Result<git2::RemoteCallbacks<'static>, Sy
         .map_err(|e| SyncFailure::new("git", crate::errors::message(&e)))
 }
 
-
 /// The directory whose changes mean "a ref moved" for a local repository: `.git` of a work
 /// tree, or the repository itself when bare.
 pub fn git_dir(path: &Path) -> PathBuf {

@@ -66,33 +66,11 @@ fn comparable_desired(desired: &Value) -> std::borrow::Cow<'_, Value> {
         if let Some(Value::Object(data)) = data {
             for (k, v) in string_data {
                 let text = v.as_str().unwrap_or_default();
-                data.insert(k, Value::String(base64(text.as_bytes())));
+                data.insert(k, Value::String(crate::base64::encode(text.as_bytes())));
             }
         }
     }
     std::borrow::Cow::Owned(out)
-}
-
-/// Standard base64 with padding (what the API server uses for `Secret.data`).
-pub fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(TABLE[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Keys that identify an item of a map-list (merge key) when present in every item.
@@ -314,14 +292,5 @@ mod tests {
         let mut l2 = l.clone();
         l2["data"]["password"] = json!("b3RoZXI=");
         assert!(!is_unchanged(&d, &l2, "kubesync"));
-    }
-
-    #[test]
-    fn base64_matches_rfc4648() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
     }
 }

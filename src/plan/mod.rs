@@ -155,10 +155,11 @@ pub fn secret_values(obj: &Value) -> Vec<String> {
     walk(obj, &mut raw);
     let mut out = Vec::new();
     for value in raw {
-        if let Some(decoded) = base64_decode(&value).and_then(|b| String::from_utf8(b).ok()) {
+        if let Some(decoded) = crate::base64::decode(&value).and_then(|b| String::from_utf8(b).ok())
+        {
             out.push(decoded);
         }
-        out.push(base64_encode(value.as_bytes()));
+        out.push(crate::base64::encode(value.as_bytes()));
         // As a JSON (or Go `%q`) string quotes it: escaped.
         if let Ok(quoted) = serde_json::to_string(&value) {
             out.push(quoted[1..quoted.len() - 1].to_string());
@@ -191,44 +192,6 @@ pub fn scrub_api_error(obj: &Value, mut error: kube::Error) -> kube::Error {
         status.message = scrub_secret_values(obj, &status.message);
     }
     error
-}
-
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn base64_encode(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(BASE64[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim_end_matches('=');
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.bytes() {
-        let v = BASE64.iter().position(|&b| b == c)? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((acc >> bits) & 0xff) as u8);
-        }
-    }
-    Some(out)
 }
 
 fn mask_value(value: &mut Value) {
@@ -534,7 +497,7 @@ mod tests {
     #[test]
     fn errors_about_a_secret_do_not_quote_its_values() {
         let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hunter"},
-            "data": {"pin": 7391846205u64, "pw": base64_encode(b"s3cr3t-pw")},
+            "data": {"pin": 7391846205u64, "pw": crate::base64::encode(b"s3cr3t-pw")},
             "stringData": {"t": {"nested": "tok-123"}}});
         let message = "Secret \"hunter\" is invalid: data[pin]: Invalid value: 7391846205; \
                        data[pw]: czNjcjN0LXB3 is s3cr3t-pw; stringData[t]: {\"nested\":\"tok-123\"}";
@@ -565,7 +528,6 @@ mod tests {
         // Not a Secret: nothing to scrub.
         let cm = json!({"kind": "ConfigMap", "data": {"pin": "7391846205"}});
         assert_eq!(scrub_secret_values(&cm, message), message);
-        assert_eq!(base64_decode(&base64_encode(b"ab")), Some(b"ab".to_vec()));
     }
 
     #[test]

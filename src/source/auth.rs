@@ -137,7 +137,7 @@ pub(crate) fn parse_known_hosts(text: &str) -> Vec<KnownHost> {
         else {
             continue;
         };
-        let Some(key) = base64_decode(key) else {
+        let Some(key) = crate::base64::decode(key) else {
             continue;
         };
         let patterns = hosts.split(',').map(str::to_string).collect();
@@ -171,48 +171,9 @@ pub(crate) fn host_is_known(
     })
 }
 
-/// Standard base64 (with or without padding); `None` on any invalid character.
-pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let mut buffer = 0u32;
-    let mut bits = 0u32;
-    for byte in text.bytes() {
-        let value = match byte {
-            b'A'..=b'Z' => byte - b'A',
-            b'a'..=b'z' => byte - b'a' + 26,
-            b'0'..=b'9' => byte - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        buffer = (buffer << 6) | u32::from(value);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-            buffer &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_round_trip_of_known_values() {
-        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
-        assert_eq!(base64_decode("aGVsbG8").unwrap(), b"hello");
-        assert_eq!(base64_decode("AAECAw==").unwrap(), vec![0, 1, 2, 3]);
-        assert!(base64_decode("a*b").is_none());
-        assert_eq!(
-            base64_decode("aGVsbG8gd29ybGQ=").as_deref(),
-            Some(&b"hello world"[..])
-        );
-        assert_eq!(base64_decode("!!"), None);
-    }
 
     #[test]
     fn known_hosts_matches_host_and_key_exactly() {
