@@ -349,8 +349,8 @@ pub struct ClusterView {
     pub kinds: apply::Kinds,
     inventory: Option<Inventory>,
     live: BTreeMap<ObjectId, (apply::Kind, serde_json::Value)>,
-    /// (group, kind) of the kinds already listed into `live`.
-    listed: BTreeSet<(String, String)>,
+    /// Which kinds are already in `live`, and where (see [`apply::Managed::listed`]).
+    listed: BTreeMap<(String, String), Option<BTreeSet<String>>>,
 }
 
 /// Reads the [`ClusterView`] of `opts`' source.
@@ -369,11 +369,9 @@ pub async fn read_cluster(
         )
     );
     let (kinds, inventory) = (kinds?, inventory?);
-    let named = inventory
-        .as_ref()
-        .map(|i| i.objects.clone())
-        .unwrap_or_default();
-    let to_list = apply::kinds_to_list(&[], &named, &kinds);
+    let none = BTreeSet::new();
+    let named = inventory.as_ref().map_or(&none, |i| &i.objects);
+    let to_list = apply::kinds_to_list(&[], named, &kinds);
     let namespaces = scope_namespaces(opts, named.iter());
     let apply::Managed { live, listed } =
         apply::list_managed(client, &to_list, &namespaces, &opts.source_name, deadline).await?;
@@ -416,12 +414,6 @@ async fn prepare(
     } = view;
     let targets = apply::resolve(objects, &kinds, &opts.namespace)?;
     check_allowed(opts, &targets)?;
-    // The kinds of the commit the inventory did not name are listed now, while the
-    // namespaces are checked.
-    let to_list: Vec<apply::Kind> = apply::kinds_to_list(&targets, &BTreeSet::new(), &kinds)
-        .into_iter()
-        .filter(|k| !listed.contains(&(k.resource.group.clone(), k.resource.kind.clone())))
-        .collect();
     let scope = scope_namespaces(
         opts,
         targets
@@ -429,6 +421,18 @@ async fn prepare(
             .map(|t| &t.object.id)
             .chain(inventory.iter().flat_map(|i| i.objects.iter())),
     );
+    // The kinds of the commit not read yet (or, where only per-namespace lists are allowed,
+    // not in every namespace that matters now) are listed while the namespaces are checked.
+    let to_list: Vec<apply::Kind> = apply::kinds_to_list(&targets, &BTreeSet::new(), &kinds)
+        .into_iter()
+        .filter(
+            |k| match listed.get(&(k.resource.group.clone(), k.resource.kind.clone())) {
+                None => true,
+                Some(None) => false,
+                Some(Some(namespaces)) => !scope.is_subset(namespaces),
+            },
+        )
+        .collect();
     let (namespaces, more) = tokio::join!(
         apply::check_namespaces(client, &targets, &opts.inventory_namespace, deadline),
         apply::list_managed(client, &to_list, &scope, &opts.source_name, deadline)

@@ -474,10 +474,10 @@ pub async fn list_managed(
     .await?;
     let mut out = Managed::default();
     for (kind, items, everywhere) in lists {
-        if everywhere {
-            out.listed
-                .insert((kind.resource.group.clone(), kind.resource.kind.clone()));
-        }
+        out.listed.insert(
+            (kind.resource.group.clone(), kind.resource.kind.clone()),
+            (!everywhere).then(|| namespaces.clone()),
+        );
         for mut value in items {
             let Some(o) = value.as_object_mut() else {
                 continue;
@@ -515,8 +515,9 @@ pub async fn list_managed(
 #[derive(Debug, Default)]
 pub struct Managed {
     pub live: BTreeMap<ObjectId, (Kind, Value)>,
-    /// (group, kind) of the kinds listed in every namespace (not only in some).
-    pub listed: BTreeSet<(String, String)>,
+    /// (group, kind) of each kind listed → `None` when listed in every namespace, else the
+    /// namespaces it was listed in (listing across namespaces was forbidden).
+    pub listed: BTreeMap<(String, String), Option<BTreeSet<String>>>,
 }
 
 /// A list response: only its items are needed (`null` items, as some servers send for an
