@@ -140,6 +140,17 @@ pub fn show(out: &Output) -> String {
     )
 }
 
+/// The change entry of the object named `name` in a sync's JSON report.
+fn change_of(doc: &Value, name: &str) -> Value {
+    doc["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no change for {name} in {doc}"))
+        .clone()
+}
+
 fn action_of(doc: &Value, kind: &str, name: &str) -> String {
     doc["changes"]
         .as_array()
@@ -187,13 +198,7 @@ async fn sync_creates_then_resync_writes_nothing_and_history_shows_commits() {
     assert_eq!(doc["commit"], first);
     assert_eq!(action_of(&doc, "ConfigMap", "settings"), "create");
     assert_eq!(action_of(&doc, "Deployment", "web"), "create");
-    let web = doc["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "web")
-        .unwrap()
-        .clone();
+    let web = change_of(&doc, "web");
     assert_eq!(web["rollout"]["status"], "complete", "{doc}");
     assert_eq!(web["rollout"]["revision"], 1);
 
@@ -266,13 +271,7 @@ async fn sync_creates_then_resync_writes_nothing_and_history_shows_commits() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let doc = json(&out);
     assert_eq!(action_of(&doc, "Deployment", "web"), "update");
-    let web = doc["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "web")
-        .unwrap()
-        .clone();
+    let web = change_of(&doc, "web");
     assert_eq!(web["rollout"]["cause"], "template");
     assert_eq!(web["rollout"]["revision"], 2);
     assert_eq!(web["rollout"]["status"], "complete");
@@ -480,13 +479,7 @@ async fn failed_rollout_exits_1() {
         .await;
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let doc = json(&out);
-    let row = doc["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "stuck")
-        .unwrap()
-        .clone();
+    let row = change_of(&doc, "stuck");
     let status = row["rollout"]["status"].as_str().unwrap().to_string();
     assert!(status == "failed" || status == "timeout", "{row}");
     tokio::time::timeout(Duration::from_secs(10), sim.cluster.shutdown())
@@ -582,13 +575,7 @@ async fn config_change_and_git_revert_are_named_in_the_report() {
     let out = sim.kubesync(&sync_args(&repo_path, &[])).await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let doc = json(&out);
-    let row = doc["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "web")
-        .unwrap()
-        .clone();
+    let row = change_of(&doc, "web");
     assert_eq!(row["rollout"]["cause"], "config", "{doc}");
     assert_eq!(row["rollout"]["revision"], 2);
 
@@ -597,26 +584,14 @@ async fn config_change_and_git_revert_are_named_in_the_report() {
     let out = sim.kubesync(&sync_args(&repo_path, &[])).await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let doc = json(&out);
-    let row = doc["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "web")
-        .unwrap()
-        .clone();
+    let row = change_of(&doc, "web");
     assert_eq!(row["rollout"]["cause"], "template", "{doc}");
     assert_eq!(row["rollout"]["revision"], 3);
     repo.revert(&bump);
     let out = sim.kubesync(&sync_args(&repo_path, &[])).await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let doc = json(&out);
-    let row = doc["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "web")
-        .unwrap()
-        .clone();
+    let row = change_of(&doc, "web");
     assert_eq!(row["rollout"]["cause"], "revert", "{doc}");
     assert_eq!(row["rollout"]["revision"], 4);
     assert_eq!(row["rollout"]["status"], "complete");
