@@ -175,13 +175,26 @@ pub async fn connect(env: &Environment, context: Option<&str>) -> Result<Connect
             Choice::Embedded(dir) => return embedded(dir.clone(), choice.clone()).await,
         };
     tracing::debug!(cluster = %config.cluster_url, "connecting");
-    let client = Client::try_from(config).map_err(ClusterError::Client)?;
+    let client = Client::try_from(without_unused_roots(config)).map_err(ClusterError::Client)?;
     Ok(Connection {
         client,
         choice,
         #[cfg(feature = "embedded-cluster")]
         embedded: None,
     })
+}
+
+/// A plain-http cluster (a local API server, `kubectl proxy`) never checks a certificate,
+/// yet without a CA in the kubeconfig the client would load and parse the whole system
+/// trust store (milliseconds of PEM parsing on every start). An empty root set skips that;
+/// an https cluster, or any https proxy, keeps the system roots.
+fn without_unused_roots(mut config: Config) -> Config {
+    let https = |uri: &http::Uri| uri.scheme_str() != Some("http");
+    let plain = !https(&config.cluster_url) && !config.proxy_url.as_ref().is_some_and(https);
+    if plain && config.root_cert.is_none() {
+        config.root_cert = Some(Vec::new());
+    }
+    config
 }
 
 #[cfg(feature = "embedded-cluster")]
@@ -276,6 +289,29 @@ mod tests {
         assert_eq!(
             connect(&e, Some("nope")).await.unwrap_err().kind(),
             "kubeconfig"
+        );
+    }
+
+    #[test]
+    fn only_plain_http_skips_the_system_roots() {
+        let config = |url: &str, proxy: Option<&str>| {
+            let mut c = Config::new(url.parse().unwrap());
+            c.proxy_url = proxy.map(|p| p.parse().unwrap());
+            without_unused_roots(c).root_cert
+        };
+        assert_eq!(config("http://127.0.0.1:6443", None), Some(Vec::new()));
+        assert_eq!(
+            config("http://k:8001", Some("http://proxy:3128")),
+            Some(Vec::new())
+        );
+        assert_eq!(config("https://k:6443", None), None);
+        assert_eq!(config("http://k:8001", Some("https://proxy:3128")), None);
+        assert_eq!(config("http://k:8001", Some("socks5://proxy:1080")), None);
+        let mut with_ca = Config::new("http://k:8001".parse().unwrap());
+        with_ca.root_cert = Some(vec![vec![1, 2, 3]]);
+        assert_eq!(
+            without_unused_roots(with_ca).root_cert,
+            Some(vec![vec![1, 2, 3]])
         );
     }
 }

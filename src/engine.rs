@@ -11,7 +11,7 @@ use crate::source::{self, Commit};
 use crate::transform;
 use kube::Client;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -219,16 +219,23 @@ pub async fn load(opts: &SyncOptions) -> Result<Loaded, EngineError> {
     // Reading git and parsing are CPU and disk work: all of it off the async task, so that
     // the cluster side joined with it (connect, discovery) keeps making progress meanwhile.
     tokio::task::spawn_blocking(move || -> Result<Loaded, EngineError> {
+        let t = Instant::now();
         let repo = source::Repo::open(&spec)?;
         repo.fetch()?;
         let commit = repo.resolve(&rev)?;
         let snapshot = repo.snapshot(&commit, &path)?;
         drop(repo);
+        tracing::debug!(
+            elapsed_ms = t.elapsed().as_millis() as u64,
+            files = snapshot.files.len(),
+            "git read"
+        );
         let mut objects =
             manifest::load(&snapshot, &options).map_err(|errors| EngineError::Invalid {
                 commit: snapshot.commit.short().to_string(),
                 errors,
             })?;
+        tracing::debug!(elapsed_ms = t.elapsed().as_millis() as u64, "parsed");
         let ctx = transform::Context {
             source: source_name,
             commit: snapshot.commit.clone(),
@@ -348,7 +355,7 @@ struct Prepared {
 pub struct ClusterView {
     pub kinds: apply::Kinds,
     inventory: Option<Inventory>,
-    live: BTreeMap<ObjectId, (apply::Kind, serde_json::Value)>,
+    live: HashMap<ObjectId, (apply::Kind, serde_json::Value)>,
     /// Which kinds are already in `live`, and where (see [`apply::Managed::listed`]).
     listed: BTreeMap<(String, String), Option<BTreeSet<String>>>,
 }
@@ -369,6 +376,7 @@ pub async fn read_cluster(
         )
     );
     let (kinds, inventory) = (kinds?, inventory?);
+    tracing::debug!("discovered");
     let none = BTreeSet::new();
     let named = inventory.as_ref().map_or(&none, |i| &i.objects);
     let to_list = apply::kinds_to_list(&[], named, &kinds);
@@ -444,13 +452,11 @@ async fn prepare(
         live = live.len(),
         "managed objects listed"
     );
-    let desired: BTreeSet<ObjectId> = targets.iter().map(|t| t.object.id.clone()).collect();
-    let managed_ids: BTreeSet<ObjectId> = live.keys().cloned().collect();
-    let orphans = apply::prune::select(&desired, &managed_ids)
+    let managed = live.len();
+    let orphans = apply::prune::select(targets.iter().map(|t| &t.object.id), live.keys())
         .into_iter()
         .filter_map(|id| live.remove(&id).map(|(k, v)| (id, k, v)))
         .collect();
-    let managed = managed_ids.len();
     let planned = apply::plan(targets, live);
     tracing::debug!(elapsed_ms = ms(), "planned");
     Ok(Prepared {
@@ -497,7 +503,9 @@ pub async fn sync_loaded(
             opts.allow_mass_prune,
         )?;
     }
-    let mut rows: BTreeMap<ObjectId, ChangeReport> = BTreeMap::new();
+    // Keyed by id for the updates below (hashed: a thousand ordered inserts cost more than
+    // one sort at the end).
+    let mut rows: HashMap<ObjectId, ChangeReport> = HashMap::new();
     if opts.dry_run {
         for pl in &p.planned {
             rows.insert(
@@ -513,7 +521,7 @@ pub async fn sync_loaded(
         return Ok(SyncReport {
             commit: p.commit,
             dry_run: true,
-            changes: rows.into_values().collect(),
+            changes: sorted_changes(rows),
             status: "Synced".into(),
             failed: false,
             applied: 0,
@@ -699,16 +707,24 @@ pub async fn sync_loaded(
         apply::write_inventory(client, &opts.inventory_namespace, &inv, p.deadline).await?;
     }
     tracing::debug!("sync done");
+    crate::dispose::dispose((p.planned, p.orphans, p.inventory, written, before));
     Ok(SyncReport {
         commit: p.commit,
         dry_run: false,
-        changes: rows.into_values().collect(),
+        changes: sorted_changes(rows),
         status: status.to_string(),
         failed,
         applied,
         pruned,
         held: rolled_back_any,
     })
+}
+
+/// The change rows in object order (group, version, kind, namespace, name).
+fn sorted_changes(rows: HashMap<ObjectId, ChangeReport>) -> Vec<ChangeReport> {
+    let mut rows: Vec<(ObjectId, ChangeReport)> = rows.into_iter().collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    rows.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Finds the Deployments whose desired template (after the server's defaulting: a dry-run
@@ -820,6 +836,7 @@ pub async fn diff_loaded(
         rows.push(r);
     }
     rows.sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
+    crate::dispose::dispose((p.planned, p.orphans, p.inventory));
     Ok(DiffReport {
         commit: p.commit,
         changes: rows,

@@ -14,6 +14,8 @@ pub mod base64;
 pub mod cli;
 /// Cluster selection: kubeconfig, in-cluster, or the embedded kubesim cluster.
 pub mod cluster;
+/// Large data a one-shot command is done with: left to the exit instead of freed.
+pub mod dispose;
 /// One sync or diff of one source at one commit, as a library call.
 pub mod engine;
 /// One readable line per error (cause chains without repeats, kube API errors).

@@ -118,13 +118,27 @@ impl Inventory {
 
     /// Same record apart from the time: rewriting it would be a write for nothing.
     pub fn same_as(&self, other: &Inventory) -> bool {
-        Inventory {
-            synced_at: String::new(),
-            ..self.clone()
-        } == Inventory {
-            synced_at: String::new(),
-            ..other.clone()
-        }
+        // Every field but `synced_at` (destructured so that a new field is not forgotten).
+        let Inventory {
+            source,
+            repo,
+            path,
+            commit,
+            synced_at: _,
+            status,
+            held,
+            objects,
+        } = self;
+        (source, repo, path, commit, status, held, objects)
+            == (
+                &other.source,
+                &other.repo,
+                &other.path,
+                &other.commit,
+                &other.status,
+                &other.held,
+                &other.objects,
+            )
     }
 }
 

@@ -19,7 +19,7 @@ use kube::discovery::{ApiResource, Discovery, Scope};
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tokio::time::Instant;
 
 pub use order::Stage;
@@ -514,7 +514,7 @@ pub async fn list_managed(
 /// The managed objects [`list_managed`] found.
 #[derive(Debug, Default)]
 pub struct Managed {
-    pub live: BTreeMap<ObjectId, (Kind, Value)>,
+    pub live: HashMap<ObjectId, (Kind, Value)>,
     /// (group, kind) of each kind listed → `None` when listed in every namespace, else the
     /// namespaces it was listed in (listing across namespaces was forbidden).
     pub listed: BTreeMap<(String, String), Option<BTreeSet<String>>>,
@@ -572,27 +572,48 @@ pub struct Planned {
     pub action: Action,
 }
 
-/// Decides per object: no write when the live managed object already matches.
-pub fn plan(targets: Vec<Target>, mut live: BTreeMap<ObjectId, (Kind, Value)>) -> Vec<Planned> {
-    targets
+/// Decides per object: no write when the live managed object already matches. The
+/// comparisons are pure and independent, so a large commit is compared on several threads.
+pub fn plan(targets: Vec<Target>, mut live: HashMap<ObjectId, (Kind, Value)>) -> Vec<Planned> {
+    let mut planned: Vec<Planned> = targets
         .into_iter()
         .map(|target| {
             // Moved, not cloned: each live object belongs to at most one target.
             let live = live.remove(&target.object.id).map(|(_, v)| v);
-            let action = match &live {
+            Planned {
+                target,
+                live,
+                action: Action::Create,
+            }
+        })
+        .collect();
+    let decide = |part: &mut [Planned]| {
+        for p in part {
+            p.action = match &p.live {
                 None => Action::Create,
-                Some(l) if noop::is_unchanged(&target.object.body, l, FIELD_MANAGER) => {
+                Some(l) if noop::is_unchanged(&p.target.object.body, l, FIELD_MANAGER) => {
                     Action::Unchanged
                 }
                 Some(_) => Action::Update,
             };
-            Planned {
-                target,
-                live,
-                action,
-            }
-        })
-        .collect()
+        }
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let size = planned.len().div_ceil(threads).max(256);
+    std::thread::scope(|scope| {
+        let mut parts = planned.chunks_mut(size);
+        let own = parts.next();
+        for part in parts {
+            scope.spawn(move || decide(part));
+        }
+        if let Some(part) = own {
+            decide(part);
+        }
+    });
+    crate::dispose::dispose(live);
+    planned
 }
 
 /// The result of writing one object.

@@ -82,7 +82,7 @@ fn item_key<'a>(item: &'a Value, key: &str) -> Option<&'a Value> {
 
 /// `desired ⊆ live`: every value in `desired` is present and equal in `live`. `path` holds
 /// the keys walked so far (to skip volatile annotations).
-fn subset(desired: &Value, live: &Value, path: &mut Vec<String>) -> bool {
+fn subset<'a>(desired: &'a Value, live: &Value, path: &mut Vec<&'a str>) -> bool {
     match (desired, live) {
         (Value::Object(d), Value::Object(l)) => d.iter().all(|(k, dv)| {
             if path.len() == 2
@@ -94,7 +94,7 @@ fn subset(desired: &Value, live: &Value, path: &mut Vec<String>) -> bool {
             }
             match l.get(k) {
                 Some(lv) => {
-                    path.push(k.clone());
+                    path.push(k);
                     let ok = subset(dv, lv, path);
                     path.pop();
                     ok

@@ -4,7 +4,7 @@
 //! Pure. Candidates are only objects that carry this source's ownership labels (the caller
 //! lists them by label selector); this module never widens that set.
 use crate::manifest::ObjectId;
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 
 /// Why a prune was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,10 +21,13 @@ pub enum PruneRefused {
 
 /// The managed live objects that the desired set no longer contains, in deletion order
 /// (dependents first, Namespaces last).
-pub fn select(desired: &BTreeSet<ObjectId>, managed_live: &BTreeSet<ObjectId>) -> Vec<ObjectId> {
-    let desired: BTreeSet<Key<'_>> = desired.iter().map(key).collect();
+pub fn select<'a>(
+    desired: impl IntoIterator<Item = &'a ObjectId>,
+    managed_live: impl IntoIterator<Item = &'a ObjectId>,
+) -> Vec<ObjectId> {
+    let desired: HashSet<Key<'_>> = desired.into_iter().map(key).collect();
     let mut out: Vec<ObjectId> = managed_live
-        .iter()
+        .into_iter()
         .filter(|id| !desired.contains(&key(id)))
         .cloned()
         .collect();
@@ -63,6 +66,7 @@ pub fn guard(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     fn id(group: &str, kind: &str, name: &str) -> ObjectId {
         ObjectId {

@@ -66,6 +66,9 @@ pub fn main() -> ExitCode {
     // Before any thread exists: git2's global init without loading the CA bundle.
     crate::source::init_git();
     init_tracing(&cli);
+    if !matches!(cli.command, Command::Run(_)) {
+        crate::dispose::one_shot();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

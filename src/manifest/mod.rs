@@ -155,7 +155,23 @@ struct CachedFile {
 
 /// Loads and validates every document of a snapshot. Returns all objects, or every error.
 pub fn load(snapshot: &Snapshot, opts: &LoadOptions) -> Result<Vec<Object>, LoadErrors> {
-    load_cached(snapshot, opts, &mut Cache::default())
+    let files: Vec<&crate::source::File> = snapshot
+        .files
+        .iter()
+        .filter(|f| !oversize(f, opts))
+        .collect();
+    let mut decoded = decode_files(&files)?.into_iter();
+    let mut errors = Vec::new();
+    let mut raws = Vec::new();
+    for file in &snapshot.files {
+        if oversize(file, opts) {
+            errors.push(oversize_error(file, opts));
+        } else if let Some((file_raws, file_errors)) = decoded.next() {
+            raws.extend(file_raws);
+            errors.extend(file_errors);
+        }
+    }
+    validate_all(raws, errors, opts)
 }
 
 /// [`load`], reusing (and filling) `cache` for files whose bytes are unchanged.
@@ -164,20 +180,66 @@ pub fn load_cached(
     opts: &LoadOptions,
     cache: &mut Cache,
 ) -> Result<Vec<Object>, LoadErrors> {
-    let oversize = |file: &crate::source::File| file.bytes.len() as u64 > opts.max_file_bytes;
-    // Parse the files the cache does not have, spread over the available cores.
     let misses: Vec<&crate::source::File> = snapshot
         .files
         .iter()
-        .filter(|f| !oversize(f))
+        .filter(|f| !oversize(f, opts))
         .filter(|f| cache.files.get(&f.path).is_none_or(|c| c.bytes != f.bytes))
         .collect();
+    let decoded = decode_files(&misses)?;
+    for (file, (raws, errors)) in misses.iter().zip(decoded) {
+        cache.files.insert(
+            file.path.clone(),
+            CachedFile {
+                bytes: file.bytes.clone(),
+                raws,
+                errors,
+            },
+        );
+    }
+    let mut errors = Vec::new();
+    let mut raws = Vec::new();
+    for file in &snapshot.files {
+        if oversize(file, opts) {
+            errors.push(oversize_error(file, opts));
+            continue;
+        }
+        if let Some(hit) = cache.files.get(&file.path) {
+            raws.extend(hit.raws.iter().cloned());
+            errors.extend(hit.errors.iter().cloned());
+        }
+    }
+    validate_all(raws, errors, opts)
+}
+
+fn oversize(file: &crate::source::File, opts: &LoadOptions) -> bool {
+    file.bytes.len() as u64 > opts.max_file_bytes
+}
+
+fn oversize_error(file: &crate::source::File, opts: &LoadOptions) -> LoadError {
+    LoadError {
+        file: file.path.clone(),
+        document: 0,
+        line: 1,
+        message: format!(
+            "file is {} bytes, over the limit of {} bytes",
+            file.bytes.len(),
+            opts.max_file_bytes
+        ),
+    }
+}
+
+/// The decoded documents and errors of each of `files`, in order, parsed spread over the
+/// available cores.
+fn decode_files(
+    files: &[&crate::source::File],
+) -> Result<Vec<(Vec<Raw>, Vec<LoadError>)>, LoadErrors> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
-    let chunk = misses.len().div_ceil(threads).max(64);
+    let chunk = files.len().div_ceil(threads).max(64);
     let decoded = std::thread::scope(|scope| {
-        let handles: Vec<_> = misses
+        let handles: Vec<_> = files
             .chunks(chunk)
             .map(|files| {
                 scope.spawn(move || {
@@ -205,37 +267,16 @@ pub fn load_cached(
             message: "internal error: the manifest parser panicked".to_string(),
         }],
     })?;
-    for (file, (raws, errors)) in misses.iter().zip(decoded.into_iter().flatten()) {
-        cache.files.insert(
-            file.path.clone(),
-            CachedFile {
-                bytes: file.bytes.clone(),
-                raws,
-                errors,
-            },
-        );
-    }
-    let mut errors = Vec::new();
-    let mut raws = Vec::new();
-    for file in &snapshot.files {
-        if oversize(file) {
-            errors.push(LoadError {
-                file: file.path.clone(),
-                document: 0,
-                line: 1,
-                message: format!(
-                    "file is {} bytes, over the limit of {} bytes",
-                    file.bytes.len(),
-                    opts.max_file_bytes
-                ),
-            });
-            continue;
-        }
-        if let Some(hit) = cache.files.get(&file.path) {
-            raws.extend(hit.raws.iter().cloned());
-            errors.extend(hit.errors.iter().cloned());
-        }
-    }
+    Ok(decoded.into_iter().flatten().collect())
+}
+
+/// Validates decoded documents (duplicates across files included) into objects, or
+/// returns every error (`errors` holds those found while decoding).
+fn validate_all(
+    raws: Vec<Raw>,
+    mut errors: Vec<LoadError>,
+    opts: &LoadOptions,
+) -> Result<Vec<Object>, LoadErrors> {
     let crd_scopes = crd_scopes(&raws);
     let mut objects = Vec::with_capacity(raws.len());
     let mut seen: HashMap<(String, String, Option<String>, String), Origin> = HashMap::new();

@@ -356,12 +356,80 @@ impl Repo {
             }
             self.git.find_tree(entry.id()).map_err(read_err)?
         };
-        let mut files = Vec::new();
-        self.walk(&dir, &root, &root, commit, &mut files)?;
-        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut found = Vec::new();
+        self.walk(&dir, &root, &root, commit, &mut found)?;
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        let files = self.read_blobs(found, commit)?;
         Ok(Snapshot {
             commit: commit.clone(),
             files,
+        })
+    }
+
+    /// Reads the blobs of `found` (in order). Many small loose objects cost a file open and
+    /// an inflate each, so a large set is read by several threads, each with its own handle
+    /// on the repository (a `git2::Repository` is not shared across threads).
+    fn read_blobs(
+        &self,
+        found: Vec<(String, git2::Oid)>,
+        commit: &Commit,
+    ) -> Result<Vec<File>, SourceError> {
+        const PER_THREAD: usize = 128;
+        let read_err = |source| SourceError::Read {
+            commit: commit.sha.clone(),
+            source,
+        };
+        let read = |git: &git2::Repository, chunk: Vec<(String, git2::Oid)>| {
+            chunk
+                .into_iter()
+                .map(|(path, oid)| {
+                    let blob = git.find_blob(oid).map_err(read_err)?;
+                    Ok(File {
+                        path,
+                        bytes: blob.content().to_vec(),
+                    })
+                })
+                .collect::<Result<Vec<File>, SourceError>>()
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8)
+            .min(found.len() / PER_THREAD)
+            .max(1);
+        if threads == 1 {
+            return read(&self.git, found);
+        }
+        let size = found.len().div_ceil(threads);
+        let mut chunks = Vec::with_capacity(threads);
+        let mut rest = found;
+        while rest.len() > size {
+            let tail = rest.split_off(size);
+            chunks.push(rest);
+            rest = tail;
+        }
+        chunks.push(rest);
+        let mut chunks = chunks.into_iter();
+        let own = chunks.next().unwrap_or_default();
+        let dir = self.git.path().to_path_buf();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .map(|chunk| {
+                    let dir = &dir;
+                    scope.spawn(move || {
+                        let git = git2::Repository::open(dir).map_err(read_err)?;
+                        read(&git, chunk)
+                    })
+                })
+                .collect();
+            let mut files = read(&self.git, own)?;
+            for handle in handles {
+                let part = handle.join().map_err(|_| SourceError::Read {
+                    commit: commit.sha.clone(),
+                    source: git2::Error::from_str("a blob-reading thread panicked"),
+                })??;
+                files.extend(part);
+            }
+            Ok(files)
         })
     }
 
@@ -371,7 +439,7 @@ impl Repo {
         prefix: &str,
         root: &str,
         commit: &Commit,
-        files: &mut Vec<File>,
+        files: &mut Vec<(String, git2::Oid)>,
     ) -> Result<(), SourceError> {
         let read_err = |source| SourceError::Read {
             commit: commit.sha.clone(),
@@ -409,11 +477,7 @@ impl Repo {
                 }
                 _ => {
                     if is_manifest(name) {
-                        let blob = self.git.find_blob(entry.id()).map_err(read_err)?;
-                        files.push(File {
-                            path,
-                            bytes: blob.content().to_vec(),
-                        });
+                        files.push((path, entry.id()));
                     }
                 }
             }
