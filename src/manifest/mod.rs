@@ -229,11 +229,12 @@ fn oversize_error(file: &crate::source::File, opts: &LoadOptions) -> LoadError {
     }
 }
 
+/// One file's decoded documents and its decoding errors.
+type Decoded = (Vec<Raw>, Vec<LoadError>);
+
 /// The decoded documents and errors of each of `files`, in order, parsed spread over the
 /// available cores.
-fn decode_files(
-    files: &[&crate::source::File],
-) -> Result<Vec<(Vec<Raw>, Vec<LoadError>)>, LoadErrors> {
+fn decode_files(files: &[&crate::source::File]) -> Result<Vec<Decoded>, LoadErrors> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
