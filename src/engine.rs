@@ -550,6 +550,7 @@ pub async fn sync_loaded(
     let before: BTreeMap<ObjectId, u64> = p
         .planned
         .iter()
+        .filter(|pl| pl.action != Action::Unchanged)
         .filter_map(|pl| {
             Some((
                 pl.target.object.id.clone(),

@@ -7,6 +7,7 @@
 //! object whose content is unchanged, write anything before the whole commit is validated,
 //! or touch an object without this source's ownership labels when pruning.
 pub mod inventory;
+pub mod listed;
 pub mod noop;
 pub mod order;
 pub mod prune;
@@ -199,7 +200,7 @@ fn add_aggregated(by_gvk: &mut BTreeMap<(String, String, String), Kind>, doc: &V
             for r in resources.map(Vec::as_slice).unwrap_or_default() {
                 let (Some(plural), Some(kind)) = (
                     r.get("resource").and_then(Value::as_str),
-                    r.pointer("/responseKind/kind").and_then(Value::as_str),
+                    crate::manifest::at(r, &["responseKind", "kind"]).and_then(Value::as_str),
                 ) else {
                     continue;
                 };
@@ -436,7 +437,8 @@ pub async fn list_managed(
                 let req = kube::core::Request::new(url.as_str())
                     .list(lp)
                     .map_err(kube::Error::BuildRequest)?;
-                client.request::<RawList>(req).await
+                let text = client.request_text(req).await?;
+                listed::parse(&text, FIELD_MANAGER).map_err(kube::Error::SerdeError)
             })
             .await
         }
@@ -472,7 +474,10 @@ pub async fn list_managed(
         }
     }))
     .await?;
-    let mut out = Managed::default();
+    let mut out = Managed {
+        live: HashMap::with_capacity(lists.iter().map(|(_, items, _)| items.len()).sum()),
+        ..Managed::default()
+    };
     for (kind, items, everywhere) in lists {
         out.listed.insert(
             (kind.resource.group.clone(), kind.resource.kind.clone()),
@@ -511,26 +516,14 @@ pub async fn list_managed(
     Ok(out)
 }
 
-/// The managed objects [`list_managed`] found.
+/// The managed objects [`list_managed`] found (as [`listed`] reads them: without status or
+/// other managers' managedFields entries).
 #[derive(Debug, Default)]
 pub struct Managed {
     pub live: HashMap<ObjectId, (Kind, Value)>,
     /// (group, kind) of each kind listed → `None` when listed in every namespace, else the
     /// namespaces it was listed in (listing across namespaces was forbidden).
     pub listed: BTreeMap<(String, String), Option<BTreeSet<String>>>,
-}
-
-/// A list response: only its items are needed (`null` items, as some servers send for an
-/// empty list, read as none).
-#[derive(serde::Deserialize)]
-struct RawList {
-    #[serde(default, deserialize_with = "null_as_empty")]
-    items: Vec<Value>,
-}
-
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Value>, D::Error> {
-    use serde::Deserialize;
-    Ok(Option::<Vec<Value>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// The distinct kinds of `targets`, plus `extra` kinds (from the inventory) the server knows.
@@ -748,7 +741,7 @@ pub async fn apply_one(
 }
 
 fn others_own(obj: &Value) -> bool {
-    obj.pointer("/metadata/managedFields")
+    crate::manifest::at(obj, &["metadata", "managedFields"])
         .and_then(Value::as_array)
         .is_some_and(|entries| {
             entries
@@ -846,8 +839,12 @@ pub fn template_change(w: &Written) -> Option<Cause> {
     if w.id.group != "apps" || w.id.kind != "Deployment" {
         return None;
     }
-    let after = w.after.pointer("/spec/template")?;
-    let Some(before) = w.before.as_ref().and_then(|b| b.pointer("/spec/template")) else {
+    let after = crate::manifest::at(&w.after, &["spec", "template"])?;
+    let Some(before) = w
+        .before
+        .as_ref()
+        .and_then(|b| crate::manifest::at(b, &["spec", "template"]))
+    else {
         // A new Deployment: its first rollout.
         return Some(Cause::Template);
     };

@@ -29,7 +29,7 @@ pub fn is_unchanged(desired: &Value, live: &Value, manager: &str) -> bool {
     if !subset(&comparable, live, &mut Vec::new()) {
         return false;
     }
-    match entry.pointer("/fieldsV1") {
+    match crate::manifest::at(entry, &["fieldsV1"]) {
         Some(owned) => owned_fields_present(owned, desired),
         None => false,
     }
@@ -37,7 +37,7 @@ pub fn is_unchanged(desired: &Value, live: &Value, manager: &str) -> bool {
 
 /// The manager's `Apply` entry (main resource, not a subresource) in `metadata.managedFields`.
 fn apply_entry<'a>(live: &'a Value, manager: &str) -> Option<&'a Value> {
-    live.pointer("/metadata/managedFields")?
+    crate::manifest::at(live, &["metadata", "managedFields"])?
         .as_array()?
         .iter()
         .find(|e| {

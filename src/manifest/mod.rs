@@ -137,6 +137,12 @@ struct Raw {
     origin: Origin,
 }
 
+/// The value at `path` (object keys, outermost first): `Value::pointer` without building a
+/// pointer string or unescaping every token (hot paths read a few fields of every object).
+pub fn at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(value, |v, key| v.get(key))
+}
+
 /// Decoded documents by file, reused when the same file has the same bytes in another
 /// commit: previewing two commits (and searching history for reverts) then parses only
 /// the files that changed. Validation still runs on every load (it depends on the whole

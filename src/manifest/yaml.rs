@@ -64,6 +64,31 @@ pub struct RawDocument {
 /// Splits a YAML stream into documents on lines that start with `---`. YAML forbids a
 /// document marker at column 0 inside content, so this is exact for valid YAML.
 pub fn split_documents(text: &str) -> Vec<RawDocument> {
+    // Most files hold one document: no marker, no `...`, `\n` line ends. Its text is the
+    // file's (with a final newline), without rebuilding it line by line.
+    let single = !text.contains('\r')
+        && !text
+            .lines()
+            .any(|line| line.starts_with("---") || line == "...");
+    if single {
+        let mut whole = String::with_capacity(text.len() + 1);
+        whole.push_str(text);
+        if !whole.is_empty() && !whole.ends_with('\n') {
+            whole.push('\n');
+        }
+        let offset = whole.lines().position(|l| !is_blank_line(l)).unwrap_or(0);
+        return vec![RawDocument {
+            index: 0,
+            line: 1 + offset,
+            first_line: 1,
+            text: whole,
+        }];
+    }
+    split_lines(text)
+}
+
+/// [`split_documents`] line by line (any number of documents, any line ends).
+fn split_lines(text: &str) -> Vec<RawDocument> {
     let mut chunks: Vec<(usize, String)> = vec![(1, String::new())];
     for (i, line) in text.lines().enumerate() {
         let number = i + 1;
@@ -344,10 +369,14 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
                 return Err(de::Error::custom("YAML merge keys (<<) are not supported"));
             }
             let value = map.next_value_seed(inner)?;
-            if out.contains_key(&key) {
-                return Err(de::Error::custom(format!("duplicate key {key:?}")));
+            match out.entry(key) {
+                serde_json::map::Entry::Occupied(e) => {
+                    return Err(de::Error::custom(format!("duplicate key {:?}", e.key())));
+                }
+                serde_json::map::Entry::Vacant(e) => {
+                    e.insert(value);
+                }
             }
-            out.insert(key, value);
         }
         Ok(Value::Object(out))
     }
@@ -416,6 +445,21 @@ impl<'de> Visitor<'de> for KeySeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_document_files_split_as_line_by_line() {
+        for text in [
+            "",
+            "a: 1",
+            "a: 1\n",
+            "# comment\n\na: 1\nb:\n  - x\n",
+            "\n\n  \nkind: ConfigMap\n\n",
+            "a: |\n  --- not a marker inside a block\n",
+            "a: 1\n\n\n",
+        ] {
+            assert_eq!(split_documents(text), split_lines(text), "{text:?}");
+        }
+    }
 
     fn docs(text: &str) -> Vec<(usize, usize)> {
         split_documents(text)

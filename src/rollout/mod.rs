@@ -59,7 +59,7 @@ fn int(v: &Value, path: &[&str]) -> i64 {
 }
 
 fn name_of(d: &Value) -> &str {
-    d.pointer("/metadata/name")
+    crate::manifest::at(d, &["metadata", "name"])
         .and_then(Value::as_str)
         .unwrap_or("")
 }
@@ -69,11 +69,12 @@ pub fn evaluate(deployment: &Value) -> Progress {
     let name = name_of(deployment);
     let generation = int(deployment, &["metadata", "generation"]);
     let observed = int(deployment, &["status", "observedGeneration"]);
-    if generation > observed || deployment.pointer("/status/observedGeneration").is_none() {
+    if generation > observed
+        || crate::manifest::at(deployment, &["status", "observedGeneration"]).is_none()
+    {
         return Progress::Waiting("Waiting for deployment spec update to be observed...".into());
     }
-    let deadline_exceeded = deployment
-        .pointer("/status/conditions")
+    let deadline_exceeded = crate::manifest::at(deployment, &["status", "conditions"])
         .and_then(Value::as_array)
         .is_some_and(|conds| {
             conds.iter().any(|c| {
@@ -87,8 +88,7 @@ pub fn evaluate(deployment: &Value) -> Progress {
         ));
     }
     // `spec.replicas` defaults to 1 on the server; a missing field here means "not defaulted yet".
-    let desired = deployment
-        .pointer("/spec/replicas")
+    let desired = crate::manifest::at(deployment, &["spec", "replicas"])
         .and_then(Value::as_i64)
         .unwrap_or(1);
     let updated = int(deployment, &["status", "updatedReplicas"]);
@@ -115,12 +115,10 @@ pub fn evaluate(deployment: &Value) -> Progress {
 
 /// One progress line for humans: updated/ready/available of desired, old replicas pending.
 pub fn describe(deployment: &Value) -> String {
-    let ns = deployment
-        .pointer("/metadata/namespace")
+    let ns = crate::manifest::at(deployment, &["metadata", "namespace"])
         .and_then(Value::as_str)
         .unwrap_or("");
-    let desired = deployment
-        .pointer("/spec/replicas")
+    let desired = crate::manifest::at(deployment, &["spec", "replicas"])
         .and_then(Value::as_i64)
         .unwrap_or(1);
     let updated = int(deployment, &["status", "updatedReplicas"]);
@@ -139,10 +137,16 @@ pub fn describe(deployment: &Value) -> String {
 
 /// The Deployment's `deployment.kubernetes.io/revision`, if set and numeric.
 pub fn revision(deployment: &Value) -> Option<u64> {
-    deployment
-        .pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse().ok())
+    crate::manifest::at(
+        deployment,
+        &[
+            "metadata",
+            "annotations",
+            "deployment.kubernetes.io/revision",
+        ],
+    )
+    .and_then(Value::as_str)
+    .and_then(|s| s.parse().ok())
 }
 
 /// Errors from watching (the deadline is an outcome, not an error).
@@ -219,7 +223,7 @@ async fn wait_namespace(
         if !pending.contains(&name) {
             continue;
         }
-        if value.pointer("/metadata/deletionTimestamp").is_some() {
+        if crate::manifest::at(&value, &["metadata", "deletionTimestamp"]).is_some() {
             return Err(WaitError::Deleted { namespace, name });
         }
         let line = describe(&value);

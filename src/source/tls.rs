@@ -21,8 +21,10 @@ pub fn init_process() {
         // SAFETY: called from `main` before any other thread exists (documented contract),
         // so nothing can read the environment concurrently.
         unsafe { std::env::set_var(CERT_FILE, "/dev/null") };
-        // Any git2 option call runs the one-time global init; `true` is libgit2's default.
-        git2::opts::strict_hash_verification(true);
+        // Any git2 option call runs the one-time global init. Objects are not re-hashed on
+        // every read (git itself does not either; `git fsck` is for that): a SHA-1 per
+        // manifest file was a measurable share of reading a large commit.
+        git2::opts::strict_hash_verification(false);
         // git2's init points SSL_CERT_FILE at the probed bundle when it was unset; put back
         // what the user had (the Kubernetes client's TLS reads it too).
         // SAFETY: as above, still single-threaded.

@@ -115,9 +115,7 @@ pub fn config_hash(deployment: &Object, configs: &[Object]) -> Option<(String, V
 
 /// True unless the Deployment opts out with `kubesync.io/live-config-hash: "false"`.
 fn wants_live_configs(deployment: &Object) -> bool {
-    deployment
-        .body
-        .pointer("/metadata/annotations")
+    crate::manifest::at(&deployment.body, &["metadata", "annotations"])
         .and_then(|a| a.get(LIVE_CONFIG_HASH_ANNOTATION))
         .and_then(Value::as_str)
         != Some("false")
@@ -133,7 +131,7 @@ pub fn missing_configs(objects: &[Object]) -> BTreeSet<(&'static str, String, St
         .filter(|o| is_deployment(&o.id) && wants_live_configs(o))
     {
         let namespace = d.id.namespace.as_deref().unwrap_or("");
-        let Some(template) = d.body.pointer("/spec/template/spec") else {
+        let Some(template) = crate::manifest::at(&d.body, &["spec", "template", "spec"]) else {
             continue;
         };
         for (kind, name) in referenced_configs(template) {
@@ -212,7 +210,7 @@ impl<'a> ConfigIndex<'a> {
 
     fn hash(&self, deployment: &Object) -> Option<(String, Vec<ObjectId>)> {
         let namespace = deployment.id.namespace.as_deref().unwrap_or("");
-        let template = deployment.body.pointer("/spec/template/spec")?;
+        let template = crate::manifest::at(&deployment.body, &["spec", "template", "spec"])?;
         let found: Vec<&Object> = referenced_configs(template)
             .into_iter()
             .filter_map(|(kind, name)| self.by_name.get(&(kind, namespace, name.as_str())).copied())
@@ -265,8 +263,14 @@ pub fn referenced_configs(pod_spec: &Value) -> BTreeSet<(&'static str, String)> 
                 .into_iter()
                 .flatten()
             {
-                add("ConfigMap", env.pointer("/valueFrom/configMapKeyRef/name"));
-                add("Secret", env.pointer("/valueFrom/secretKeyRef/name"));
+                add(
+                    "ConfigMap",
+                    crate::manifest::at(env, &["valueFrom", "configMapKeyRef", "name"]),
+                );
+                add(
+                    "Secret",
+                    crate::manifest::at(env, &["valueFrom", "secretKeyRef", "name"]),
+                );
             }
             for from in container
                 .get("envFrom")
@@ -274,8 +278,11 @@ pub fn referenced_configs(pod_spec: &Value) -> BTreeSet<(&'static str, String)> 
                 .into_iter()
                 .flatten()
             {
-                add("ConfigMap", from.pointer("/configMapRef/name"));
-                add("Secret", from.pointer("/secretRef/name"));
+                add(
+                    "ConfigMap",
+                    crate::manifest::at(from, &["configMapRef", "name"]),
+                );
+                add("Secret", crate::manifest::at(from, &["secretRef", "name"]));
             }
         }
     }
@@ -285,16 +292,24 @@ pub fn referenced_configs(pod_spec: &Value) -> BTreeSet<(&'static str, String)> 
         .into_iter()
         .flatten()
     {
-        add("ConfigMap", volume.pointer("/configMap/name"));
-        add("Secret", volume.pointer("/secret/secretName"));
-        for source in volume
-            .pointer("/projected/sources")
+        add(
+            "ConfigMap",
+            crate::manifest::at(volume, &["configMap", "name"]),
+        );
+        add(
+            "Secret",
+            crate::manifest::at(volume, &["secret", "secretName"]),
+        );
+        for source in crate::manifest::at(volume, &["projected", "sources"])
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
         {
-            add("ConfigMap", source.pointer("/configMap/name"));
-            add("Secret", source.pointer("/secret/name"));
+            add(
+                "ConfigMap",
+                crate::manifest::at(source, &["configMap", "name"]),
+            );
+            add("Secret", crate::manifest::at(source, &["secret", "name"]));
         }
     }
     out
