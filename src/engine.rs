@@ -11,7 +11,7 @@ use crate::source::{self, Commit};
 use crate::transform;
 use kube::Client;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -398,7 +398,10 @@ fn scope_namespaces<'a>(
     opts: &SyncOptions,
     ids: impl Iterator<Item = &'a ObjectId>,
 ) -> BTreeSet<String> {
-    ids.filter_map(|id| id.namespace.clone())
+    let distinct: HashSet<&str> = ids.filter_map(|id| id.namespace.as_deref()).collect();
+    distinct
+        .into_iter()
+        .map(str::to_string)
         .chain(std::iter::once(opts.namespace.clone()))
         .chain(opts.allowed_namespaces.iter().cloned())
         .collect()

@@ -32,3 +32,14 @@ pub mod rollout;
 pub mod source;
 /// Desired-state transforms: ownership labels, commit annotations, config hashes.
 pub mod transform;
+
+/// The number of threads worth running CPU work on (at most 8), read once: the standard
+/// library reads the cgroup files again on every call.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8)
+    })
+}

@@ -20,7 +20,7 @@ use kube::discovery::{ApiResource, Discovery, Scope};
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use tokio::time::Instant;
 
 pub use order::Stage;
@@ -528,25 +528,12 @@ pub struct Managed {
 
 /// The distinct kinds of `targets`, plus `extra` kinds (from the inventory) the server knows.
 pub fn kinds_to_list(targets: &[Target], extra: &BTreeSet<ObjectId>, kinds: &Kinds) -> Vec<Kind> {
-    let mut seen = BTreeSet::new();
+    let mut seen: HashSet<(&str, &str)> = HashSet::new();
     let mut out = Vec::new();
-    let all = targets
-        .iter()
-        .map(|t| {
-            (
-                t.object.id.group.clone(),
-                t.object.id.version.clone(),
-                t.object.id.kind.clone(),
-            )
-        })
-        .chain(
-            extra
-                .iter()
-                .map(|id| (id.group.clone(), id.version.clone(), id.kind.clone())),
-        );
-    for (group, version, kind) in all {
-        if seen.insert((group.clone(), kind.clone()))
-            && let Some(k) = kinds.get(&group, &version, &kind)
+    let ids = targets.iter().map(|t| &t.object.id).chain(extra);
+    for id in ids {
+        if seen.insert((&id.group, &id.kind))
+            && let Some(k) = kinds.get(&id.group, &id.version, &id.kind)
         {
             out.push(k);
         }
@@ -591,9 +578,7 @@ pub fn plan(targets: Vec<Target>, mut live: HashMap<ObjectId, (Kind, Value)>) ->
             };
         }
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
+    let threads = crate::cores();
     let size = planned.len().div_ceil(threads).max(256);
     std::thread::scope(|scope| {
         let mut parts = planned.chunks_mut(size);

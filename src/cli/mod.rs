@@ -62,17 +62,33 @@ pub enum Command {
 
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
+    // git2's global init (without loading the CA bundle) takes milliseconds of OpenSSL
+    // set-up: it runs on its own thread while the command line is parsed and the runtime
+    // built, and is finished before any command runs. Nothing on this thread reads the
+    // environment other than through `std::env` meanwhile, which `init_git`'s writes are
+    // serialised with (see `source::tls`).
+    let git_init = std::thread::Builder::new()
+        .name("git-init".into())
+        .spawn(crate::source::init_git);
     let cli = Cli::parse();
-    // Before any thread exists: git2's global init without loading the CA bundle.
-    crate::source::init_git();
     init_tracing(&cli);
     if !matches!(cli.command, Command::Run(_)) {
         crate::dispose::one_shot();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()
-    {
+        .build();
+    match git_init {
+        Ok(handle) => {
+            if handle.join().is_err() {
+                eprintln!("error: git initialisation failed");
+                return ExitCode::from(2);
+            }
+        }
+        // No thread to spare: initialise here, still before the runtime runs anything.
+        Err(_) => crate::source::init_git(),
+    }
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");

@@ -241,9 +241,7 @@ type Decoded = (Vec<Raw>, Vec<LoadError>);
 /// The decoded documents and errors of each of `files`, in order, parsed spread over the
 /// available cores.
 fn decode_files(files: &[&crate::source::File]) -> Result<Vec<Decoded>, LoadErrors> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
+    let threads = crate::cores();
     let chunk = files.len().div_ceil(threads).max(64);
     let decoded = std::thread::scope(|scope| {
         let handles: Vec<_> = files

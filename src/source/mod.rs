@@ -391,11 +391,7 @@ impl Repo {
                 })
                 .collect::<Result<Vec<File>, SourceError>>()
         };
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(8)
-            .min(found.len() / PER_THREAD)
-            .max(1);
+        let threads = crate::cores().min(found.len() / PER_THREAD).max(1);
         if threads == 1 {
             return read(&self.git, found);
         }

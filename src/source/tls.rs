@@ -5,21 +5,24 @@
 //! real locations only before the first remote operation.
 //!
 //! Owns: that start-up step ([`init_process`]) and [`ensure_roots`]. Must not: touch any
-//! other environment variable, or run after other threads exist (environment writes are
-//! only sound while the process is single-threaded).
+//! other environment variable, or run while any other thread could read the environment
+//! other than through `std::env` (whose reads are serialised with `set_var`): no DNS
+//! lookups, no TLS set-up, no C library reading variables. `cli::main` runs it on its own
+//! thread while the main thread only parses the command line and builds the (idle) async
+//! runtime, and joins it before any command runs.
 
 use std::sync::OnceLock;
 
 const CERT_FILE: &str = "SSL_CERT_FILE";
 
-/// Initialises git2 without loading the CA bundle. Call first thing in `main`, before any
-/// thread (the async runtime included) is started; later calls do nothing.
+/// Initialises git2 without loading the CA bundle. Call at process start, before any work
+/// runs (see the module notes for what may run beside it); later calls do nothing.
 pub fn init_process() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         let original = std::env::var_os(CERT_FILE);
-        // SAFETY: called from `main` before any other thread exists (documented contract),
-        // so nothing can read the environment concurrently.
+        // SAFETY: called at process start while no other thread reads the environment
+        // other than through `std::env`, which serialises with this write (module notes).
         unsafe { std::env::set_var(CERT_FILE, "/dev/null") };
         // Any git2 option call runs the one-time global init. Objects are not re-hashed on
         // every read (git itself does not either; `git fsck` is for that): a SHA-1 per
@@ -27,7 +30,7 @@ pub fn init_process() {
         git2::opts::strict_hash_verification(false);
         // git2's init points SSL_CERT_FILE at the probed bundle when it was unset; put back
         // what the user had (the Kubernetes client's TLS reads it too).
-        // SAFETY: as above, still single-threaded.
+        // SAFETY: as above.
         unsafe {
             match original {
                 Some(value) => std::env::set_var(CERT_FILE, value),
