@@ -26,6 +26,20 @@ pub fn parse(text: &str, manager: &str) -> Result<RawList, serde_json::Error> {
     Ok(list)
 }
 
+/// A seed that hands the whole value to its own `Visitor` impl (which picks what to build).
+macro_rules! seed {
+    ($($ty:ident => $out:ty),* $(,)?) => {$(
+        impl<'de> DeserializeSeed<'de> for $ty<'_> {
+            type Value = $out;
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<$out, D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+    )*};
+}
+
+seed!(Items => Vec<Value>, Item => Value, Entries => Value, Entry => Option<Value>);
+
 struct ListSeed<'m> {
     manager: &'m str,
 }
@@ -62,13 +76,6 @@ struct Items<'m> {
     manager: &'m str,
 }
 
-impl<'de> DeserializeSeed<'de> for Items<'_> {
-    type Value = Vec<Value>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Value>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
 impl<'de> Visitor<'de> for Items<'_> {
     type Value = Vec<Value>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -81,6 +88,7 @@ impl<'de> Visitor<'de> for Items<'_> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
         while let Some(item) = seq.next_element_seed(Item {
             manager: self.manager,
+            metadata: false,
         })? {
             out.push(item);
         }
@@ -88,72 +96,37 @@ impl<'de> Visitor<'de> for Items<'_> {
     }
 }
 
-/// One object: every field but `status`; its metadata through [`Metadata`].
+/// One object (`metadata: false`): every field but `status`, its metadata read the same way
+/// with `metadata: true`: every field, with only `manager`'s entries in `managedFields`.
 struct Item<'m> {
     manager: &'m str,
-}
-
-impl<'de> DeserializeSeed<'de> for Item<'_> {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
+    metadata: bool,
 }
 
 impl<'de> Visitor<'de> for Item<'_> {
     type Value = Value;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object")
+        f.write_str(if self.metadata {
+            "object metadata"
+        } else {
+            "an object"
+        })
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let manager = self.manager;
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "status" => {
+            let value = match (self.metadata, key.as_str()) {
+                (false, "status") => {
                     map.next_value::<IgnoredAny>()?;
+                    continue;
                 }
-                "metadata" => {
-                    let meta = map.next_value_seed(Metadata {
-                        manager: self.manager,
-                    })?;
-                    out.insert(key, meta);
-                }
-                _ => {
-                    let value = map.next_value::<Value>()?;
-                    out.insert(key, value);
-                }
-            }
-        }
-        Ok(Value::Object(out))
-    }
-}
-
-/// An object's metadata: every field, with only `manager`'s entries in `managedFields`.
-struct Metadata<'m> {
-    manager: &'m str,
-}
-
-impl<'de> DeserializeSeed<'de> for Metadata<'_> {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Metadata<'_> {
-    type Value = Value;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("object metadata")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let value = if key == "managedFields" {
-                map.next_value_seed(Entries {
-                    manager: self.manager,
-                })?
-            } else {
-                map.next_value::<Value>()?
+                (false, "metadata") => map.next_value_seed(Item {
+                    manager,
+                    metadata: true,
+                })?,
+                (true, "managedFields") => map.next_value_seed(Entries { manager })?,
+                _ => map.next_value::<Value>()?,
             };
             out.insert(key, value);
         }
@@ -165,13 +138,6 @@ impl<'de> Visitor<'de> for Metadata<'_> {
 /// `manager` comes first, as servers write it).
 struct Entries<'m> {
     manager: &'m str,
-}
-
-impl<'de> DeserializeSeed<'de> for Entries<'_> {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
 }
 
 impl<'de> Visitor<'de> for Entries<'_> {
@@ -196,13 +162,6 @@ impl<'de> Visitor<'de> for Entries<'_> {
 /// One managedFields entry, or `None` when it belongs to another manager.
 struct Entry<'m> {
     manager: &'m str,
-}
-
-impl<'de> DeserializeSeed<'de> for Entry<'_> {
-    type Value = Option<Value>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<Value>, D::Error> {
-        d.deserialize_any(self)
-    }
 }
 
 impl<'de> Visitor<'de> for Entry<'_> {
