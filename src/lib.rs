@@ -43,3 +43,54 @@ pub fn cores() -> usize {
             .min(8)
     })
 }
+
+/// Runs `work` on consecutive chunks of `items` (each at least `min_chunk` long, at most
+/// [`cores`] of them): the first on the calling thread, the others on scoped threads. The
+/// results come back in chunk order; `Err` (with the panic) when any chunk panicked.
+pub fn in_chunks<T: Send, R: Send>(
+    items: &mut [T],
+    min_chunk: usize,
+    work: impl Fn(&mut [T]) -> R + Sync,
+) -> std::thread::Result<Vec<R>> {
+    let size = items.len().div_ceil(cores()).max(min_chunk).max(1);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let mut chunks = items.chunks_mut(size);
+        let own = chunks.next();
+        let others: Vec<_> = chunks.map(|c| scope.spawn(move || work(c))).collect();
+        let mut out = Vec::with_capacity(others.len() + 1);
+        if let Some(chunk) = own {
+            out.push(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                || work(chunk),
+            ))?);
+        }
+        for handle in others {
+            out.push(handle.join()?);
+        }
+        Ok(out)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn in_chunks_keeps_order_and_reports_a_panic() {
+        let mut items: Vec<usize> = (0..1000).collect();
+        let sums = super::in_chunks(&mut items, 10, |c: &mut [usize]| {
+            c.iter_mut().for_each(|x| *x *= 2);
+            c.to_vec()
+        })
+        .unwrap();
+        assert_eq!(sums.concat(), (0..1000).map(|x| x * 2).collect::<Vec<_>>());
+        assert_eq!(items[999], 1998);
+        let panicked = super::in_chunks(&mut items, 10, |c: &mut [usize]| {
+            assert!(!c.contains(&0), "first chunk panics");
+        });
+        assert!(panicked.is_err());
+        assert!(
+            super::in_chunks(&mut Vec::<u8>::new(), 1, |c: &mut [u8]| c.len())
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

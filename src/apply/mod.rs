@@ -578,18 +578,9 @@ pub fn plan(targets: Vec<Target>, mut live: HashMap<ObjectId, (Kind, Value)>) ->
             };
         }
     };
-    let threads = crate::cores();
-    let size = planned.len().div_ceil(threads).max(256);
-    std::thread::scope(|scope| {
-        let mut parts = planned.chunks_mut(size);
-        let own = parts.next();
-        for part in parts {
-            scope.spawn(move || decide(part));
-        }
-        if let Some(part) = own {
-            decide(part);
-        }
-    });
+    if let Err(panic) = crate::in_chunks(&mut planned, 256, decide) {
+        std::panic::resume_unwind(panic);
+    }
     crate::dispose::dispose(live);
     planned
 }

@@ -241,30 +241,17 @@ type Decoded = (Vec<Raw>, Vec<LoadError>);
 /// The decoded documents and errors of each of `files`, in order, parsed spread over the
 /// available cores.
 fn decode_files(files: &[&crate::source::File]) -> Result<Vec<Decoded>, LoadErrors> {
-    let threads = crate::cores();
-    let chunk = files.len().div_ceil(threads).max(64);
-    let decoded = std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|files| {
-                scope.spawn(move || {
-                    files
-                        .iter()
-                        .map(|f| {
-                            let (mut raws, mut errors) = (Vec::new(), Vec::new());
-                            decode_file(&f.path, &f.bytes, &mut raws, &mut errors);
-                            (raws, errors)
-                        })
-                        .collect::<Vec<_>>()
-                })
+    let decode = |chunk: &mut [&crate::source::File]| {
+        chunk
+            .iter()
+            .map(|f| {
+                let (mut raws, mut errors) = (Vec::new(), Vec::new());
+                decode_file(&f.path, &f.bytes, &mut raws, &mut errors);
+                (raws, errors)
             })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join())
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .map_err(|_| LoadErrors {
+            .collect::<Vec<_>>()
+    };
+    let decoded = crate::in_chunks(&mut files.to_vec(), 64, decode).map_err(|_| LoadErrors {
         errors: vec![LoadError {
             file: String::new(),
             document: 0,

@@ -379,54 +379,36 @@ impl Repo {
             commit: commit.sha.clone(),
             source,
         };
-        let read = |git: &git2::Repository, chunk: Vec<(String, git2::Oid)>| {
+        let read = |git: &git2::Repository, chunk: &mut [(String, git2::Oid)]| {
             chunk
-                .into_iter()
+                .iter_mut()
                 .map(|(path, oid)| {
-                    let blob = git.find_blob(oid).map_err(read_err)?;
+                    let blob = git.find_blob(*oid).map_err(read_err)?;
                     Ok(File {
-                        path,
+                        path: std::mem::take(path),
                         bytes: blob.content().to_vec(),
                     })
                 })
                 .collect::<Result<Vec<File>, SourceError>>()
         };
-        let threads = crate::cores().min(found.len() / PER_THREAD).max(1);
-        if threads == 1 {
-            return read(&self.git, found);
+        let mut found = found;
+        if found.len() < 2 * PER_THREAD {
+            return read(&self.git, &mut found);
         }
-        let size = found.len().div_ceil(threads);
-        let mut chunks = Vec::with_capacity(threads);
-        let mut rest = found;
-        while rest.len() > size {
-            let tail = rest.split_off(size);
-            chunks.push(rest);
-            rest = tail;
-        }
-        chunks.push(rest);
-        let mut chunks = chunks.into_iter();
-        let own = chunks.next().unwrap_or_default();
         let dir = self.git.path().to_path_buf();
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .map(|chunk| {
-                    let dir = &dir;
-                    scope.spawn(move || {
-                        let git = git2::Repository::open(dir).map_err(read_err)?;
-                        read(&git, chunk)
-                    })
-                })
-                .collect();
-            let mut files = read(&self.git, own)?;
-            for handle in handles {
-                let part = handle.join().map_err(|_| SourceError::Read {
-                    commit: commit.sha.clone(),
-                    source: git2::Error::from_str("a blob-reading thread panicked"),
-                })??;
-                files.extend(part);
-            }
-            Ok(files)
+        let parts = crate::in_chunks(&mut found, PER_THREAD, |chunk| {
+            read(&git2::Repository::open(&dir).map_err(read_err)?, chunk)
         })
+        .map_err(|_| SourceError::Read {
+            commit: commit.sha.clone(),
+            source: git2::Error::from_str("a blob-reading thread panicked"),
+        })?;
+        Ok(parts
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     fn walk(
