@@ -4,6 +4,7 @@
 //! inventory) and returns plain reports. Must not: print, choose exit codes or parse flags
 //! (the CLI and the agent do that), write anything before the whole commit is validated, or
 //! decide what the stages decide (no-op detection, ordering, prune selection live in `apply`).
+use crate::apply::baseline::{Baseline, ConfigRef};
 use crate::apply::{self, Action, Cause, Kind, Planned, inventory::Inventory};
 use crate::manifest::{self, ObjectId};
 use crate::rollout;
@@ -203,14 +204,49 @@ pub struct DiffReport {
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub commit: Commit,
+    /// Id of the git tree at the source's path (see [`Located::tree`]).
+    pub tree: String,
     pub objects: Vec<manifest::Object>,
+}
+
+/// A commit found, with the tree at the source's path, before any file is read.
+#[derive(Debug)]
+pub struct Located {
+    repo: source::Repo,
+    pub commit: Commit,
+    /// Id of the git tree at the source's path: the same id means the same files.
+    pub tree: String,
+}
+
+/// Opens (and for remotes fetches) the repository and finds the commit and the tree at the
+/// source's path (git2 is blocking: a blocking task). Touches no cluster.
+pub async fn locate(opts: &SyncOptions) -> Result<Located, EngineError> {
+    let spec = opts.repo.clone();
+    let (rev, path) = (opts.rev.clone(), opts.path.clone());
+    tokio::task::spawn_blocking(move || -> Result<Located, EngineError> {
+        let t = Instant::now();
+        let repo = source::Repo::open(&spec)?;
+        repo.fetch()?;
+        let commit = repo.resolve(&rev)?;
+        let tree = repo.tree(&commit, &path)?;
+        tracing::debug!(
+            elapsed_ms = t.elapsed().as_millis() as u64,
+            "commit located"
+        );
+        Ok(Located { repo, commit, tree })
+    })
+    .await?
 }
 
 /// Reads the commit (git2 is blocking: a blocking task), loads, validates and transforms
 /// its objects. Touches no cluster, so callers can overlap it with connecting.
 pub async fn load(opts: &SyncOptions) -> Result<Loaded, EngineError> {
-    let spec = opts.repo.clone();
-    let (rev, path) = (opts.rev.clone(), opts.path.clone());
+    read(locate(opts).await?, opts).await
+}
+
+/// [`load`] of a commit already located.
+pub async fn read(located: Located, opts: &SyncOptions) -> Result<Loaded, EngineError> {
+    let path = opts.path.clone();
     let options = manifest::LoadOptions {
         default_namespace: opts.namespace.clone(),
         ..Default::default()
@@ -220,9 +256,7 @@ pub async fn load(opts: &SyncOptions) -> Result<Loaded, EngineError> {
     // the cluster side joined with it (connect, discovery) keeps making progress meanwhile.
     tokio::task::spawn_blocking(move || -> Result<Loaded, EngineError> {
         let t = Instant::now();
-        let repo = source::Repo::open(&spec)?;
-        repo.fetch()?;
-        let commit = repo.resolve(&rev)?;
+        let Located { repo, commit, tree } = located;
         let snapshot = repo.snapshot(&commit, &path)?;
         drop(repo);
         tracing::debug!(
@@ -243,6 +277,7 @@ pub async fn load(opts: &SyncOptions) -> Result<Loaded, EngineError> {
         transform::apply(&mut objects, &ctx);
         Ok(Loaded {
             commit: snapshot.commit,
+            tree,
             objects,
         })
     })
@@ -286,35 +321,22 @@ fn check_allowed(opts: &SyncOptions, targets: &[apply::Target]) -> Result<(), En
 
 /// Reads the ConfigMaps/Secrets that Deployments read but git does not define from the
 /// cluster (absent ones are skipped) and folds them into the Deployments' config hash
-/// (unless a Deployment opts out with `kubesync.io/live-config-hash: "false"`).
+/// (unless a Deployment opts out with `kubesync.io/live-config-hash: "false"`). Returns the
+/// fingerprint of each one read (for the baseline).
 async fn hash_live_configs(
     client: &Client,
     loaded: &mut Loaded,
     deadline: Instant,
-) -> Result<(), EngineError> {
-    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+) -> Result<BTreeMap<ConfigRef, String>, EngineError> {
     let missing = transform::missing_configs(&loaded.objects);
     let mut live = Vec::new();
+    let mut fingerprints = BTreeMap::new();
     for (kind, namespace, name) in missing {
-        let body = if kind == "Secret" {
-            let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), &namespace);
-            apply::retry::with_retry(deadline, "get secret", || api.get_opt(&name))
-                .await
-                .map_err(|error| apply::ApplyError::Api {
-                    what: format!("reading {kind} {namespace}/{name} (a Deployment reads it)"),
-                    error,
-                })?
-                .and_then(|s| serde_json::to_value(s).ok())
-        } else {
-            let api: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), &namespace);
-            apply::retry::with_retry(deadline, "get configmap", || api.get_opt(&name))
-                .await
-                .map_err(|error| apply::ApplyError::Api {
-                    what: format!("reading {kind} {namespace}/{name} (a Deployment reads it)"),
-                    error,
-                })?
-                .and_then(|c| serde_json::to_value(c).ok())
-        };
+        let body = read_config(client, kind, &namespace, &name, deadline).await?;
+        fingerprints.insert(
+            (kind.to_string(), namespace.clone(), name.clone()),
+            apply::baseline::config_fingerprint(body.as_ref()),
+        );
         let Some(body) = body else { continue };
         live.push(manifest::Object {
             id: ObjectId {
@@ -333,12 +355,42 @@ async fn hash_live_configs(
         });
     }
     transform::hash_with_live(&mut loaded.objects, &live);
-    Ok(())
+    Ok(fingerprints)
+}
+
+/// A ConfigMap or Secret (`kind`) a Deployment reads, from the cluster; `None` if absent.
+async fn read_config(
+    client: &Client,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    deadline: Instant,
+) -> Result<Option<Value>, EngineError> {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    let failed = |error| apply::ApplyError::Api {
+        what: format!("reading {kind} {namespace}/{name} (a Deployment reads it)"),
+        error,
+    };
+    Ok(if kind == "Secret" {
+        let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), namespace);
+        apply::retry::with_retry(deadline, "get secret", || api.get_opt(name))
+            .await
+            .map_err(failed)?
+            .and_then(|s| serde_json::to_value(s).ok())
+    } else {
+        let api: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), namespace);
+        apply::retry::with_retry(deadline, "get configmap", || api.get_opt(name))
+            .await
+            .map_err(failed)?
+            .and_then(|c| serde_json::to_value(c).ok())
+    })
 }
 
 /// Everything known before the first write.
 struct Prepared {
     commit: Commit,
+    /// The git tree the desired objects were read from (the baseline's key).
+    tree: String,
     planned: Vec<Planned>,
     /// Managed live objects the commit no longer contains, in deletion order.
     orphans: Vec<(ObjectId, Kind, Value)>,
@@ -355,9 +407,9 @@ struct Prepared {
 pub struct ClusterView {
     pub kinds: apply::Kinds,
     inventory: Option<Inventory>,
-    live: HashMap<ObjectId, (apply::Kind, serde_json::Value)>,
-    /// Which kinds are already in `live`, and where (see [`apply::Managed::listed`]).
-    listed: BTreeMap<(String, String), Option<BTreeSet<String>>>,
+    /// The managed objects, as listed (see [`apply::Managed`]: read for their fingerprints
+    /// only when the inventory has a baseline, and in full when needed).
+    managed: apply::Managed,
 }
 
 /// Reads the [`ClusterView`] of `opts`' source.
@@ -365,6 +417,17 @@ pub async fn read_cluster(
     client: &Client,
     opts: &SyncOptions,
     deadline: Instant,
+) -> Result<ClusterView, EngineError> {
+    read_cluster_with(client, opts, deadline, |_| {}).await
+}
+
+/// [`read_cluster`], telling `on_inventory` the inventory as soon as it is read (before the
+/// lists), so that the git side can decide early whether the commit's files are needed.
+pub async fn read_cluster_with(
+    client: &Client,
+    opts: &SyncOptions,
+    deadline: Instant,
+    on_inventory: impl FnOnce(Option<&Inventory>),
 ) -> Result<ClusterView, EngineError> {
     let (kinds, inventory) = tokio::join!(
         apply::Kinds::discover(client, deadline),
@@ -375,19 +438,32 @@ pub async fn read_cluster(
             deadline,
         )
     );
-    let (kinds, inventory) = (kinds?, inventory?);
+    let inventory = inventory?;
+    on_inventory(inventory.as_ref());
+    let kinds = kinds?;
     tracing::debug!("discovered");
     let none = BTreeSet::new();
     let named = inventory.as_ref().map_or(&none, |i| &i.objects);
     let to_list = apply::kinds_to_list(&[], named, &kinds);
     let namespaces = scope_namespaces(opts, named.iter());
-    let apply::Managed { live, listed } =
-        apply::list_managed(client, &to_list, &namespaces, &opts.source_name, deadline).await?;
+    // With a baseline to check, the lists are first read for fingerprints only.
+    let mode = match usable_baseline(inventory.as_ref()) {
+        Some(_) => apply::ListMode::Fingerprints,
+        None => apply::ListMode::Full,
+    };
+    let managed = apply::list_managed(
+        client,
+        &to_list,
+        &namespaces,
+        &opts.source_name,
+        mode,
+        deadline,
+    )
+    .await?;
     Ok(ClusterView {
         kinds,
         inventory,
-        live,
-        listed,
+        managed,
     })
 }
 
@@ -407,6 +483,170 @@ fn scope_namespaces<'a>(
         .collect()
 }
 
+/// The baseline key of `opts`' desired objects at `tree`: everything they are a function of
+/// (the files, the options that shape them, the kubesync version that transforms them). The
+/// per-commit annotations are not: the no-op check ignores them.
+pub fn baseline_key(opts: &SyncOptions, tree: &str) -> String {
+    apply::baseline::key(&[
+        env!("CARGO_PKG_VERSION"),
+        tree,
+        &opts.source_name,
+        &opts.namespace,
+        &opts.allowed_kinds.join(","),
+        &opts.allowed_namespaces.join(","),
+        apply::FIELD_MANAGER,
+    ])
+}
+
+/// The inventory's baseline key, if the last sync left a baseline that a sync may rely on
+/// (it ended `Synced` and holds no commit).
+pub fn usable_baseline(inventory: Option<&Inventory>) -> Option<&str> {
+    let inventory = inventory?;
+    let baseline = inventory.baseline.as_ref()?;
+    (inventory.status == "Synced" && inventory.held.is_empty() && !baseline.objects.is_empty())
+        .then_some(baseline.key.as_str())
+}
+
+/// The managed objects, as the baseline shows them unchanged.
+struct Settled<'v> {
+    /// The desired objects (all unchanged).
+    desired: Vec<&'v ObjectId>,
+    /// Managed live objects that are not desired (prune candidates).
+    others: Vec<ObjectId>,
+}
+
+/// Whether the desired objects at `located` are all unchanged, answered from the baseline
+/// (see [`apply::baseline`]) without reading the commit's files: the inventory's baseline
+/// was recorded for the same desired objects, every one of them is listed with its recorded
+/// fingerprint, and every ConfigMap/Secret the Deployments read from the cluster has its
+/// recorded data. `None`: take the full path (read, compare).
+async fn settled<'v>(
+    client: &Client,
+    view: &'v ClusterView,
+    located: &Located,
+    opts: &SyncOptions,
+    deadline: Instant,
+) -> Result<Option<Settled<'v>>, EngineError> {
+    let key = baseline_key(opts, &located.tree);
+    if usable_baseline(view.inventory.as_ref()) != Some(key.as_str()) {
+        return Ok(None);
+    }
+    let Some(baseline) = view.inventory.as_ref().and_then(|i| i.baseline.as_ref()) else {
+        return Ok(None);
+    };
+    let listed = &view.managed.fingerprints;
+    let matches = listed.len() >= baseline.objects.len()
+        && baseline
+            .objects
+            .iter()
+            .all(|(id, fp)| listed.get(id).is_some_and(|f| f.as_ref() == Some(fp)));
+    tracing::debug!("fingerprints compared");
+    if !matches {
+        tracing::debug!("baseline does not match the live objects");
+        return Ok(None);
+    }
+    let configs = futures::future::try_join_all(baseline.configs.iter().map(
+        |((kind, namespace, name), fp)| async move {
+            let body = read_config(client, kind, namespace, name, deadline).await?;
+            Ok::<_, EngineError>(&apply::baseline::config_fingerprint(body.as_ref()) == fp)
+        },
+    ))
+    .await?;
+    if !configs.into_iter().all(|ok| ok) {
+        tracing::debug!("a ConfigMap or Secret read from the cluster changed");
+        return Ok(None);
+    }
+    let desired: Vec<&ObjectId> = baseline.objects.keys().collect();
+    let others = apply::prune::select(desired.iter().copied(), listed.keys());
+    tracing::debug!(objects = desired.len(), "baseline matches");
+    Ok(Some(Settled { desired, others }))
+}
+
+/// A sync of a located commit: answered from the baseline when it shows every object
+/// unchanged (nothing to write but, for a new commit, the inventory), else read and synced
+/// in full ([`sync_loaded`]).
+pub async fn sync_located(
+    client: &Client,
+    view: ClusterView,
+    located: Located,
+    opts: &SyncOptions,
+    deadline: Instant,
+    on_progress: &(dyn Fn(&str, bool) + Sync),
+) -> Result<SyncReport, EngineError> {
+    // With prune, a managed object that is no longer desired is a delete: the full path.
+    if let Some(s) = settled(client, &view, &located, opts, deadline).await?
+        && (s.others.is_empty() || !opts.prune)
+    {
+        let rows: HashMap<ObjectId, ChangeReport> = s
+            .desired
+            .iter()
+            .map(|id| ((*id).clone(), ChangeReport::new(id, Action::Unchanged)))
+            .collect();
+        if !opts.dry_run
+            && let Some(old) = &view.inventory
+        {
+            // The record the full path would write: the same objects (and not-pruned
+            // others), the new commit.
+            let inv = Inventory {
+                source: opts.source_name.clone(),
+                repo: opts.repo.url.clone(),
+                path: opts.path.clone(),
+                commit: located.commit.sha.clone(),
+                synced_at: jiff::Timestamp::now().to_string(),
+                status: "Synced".into(),
+                held: String::new(),
+                objects: s
+                    .desired
+                    .iter()
+                    .map(|id| (*id).clone())
+                    .chain(s.others.iter().cloned())
+                    .collect(),
+                baseline: old.baseline.clone(),
+            };
+            if !old.same_as(&inv) {
+                apply::write_inventory(client, &opts.inventory_namespace, &inv, deadline).await?;
+            }
+        }
+        tracing::debug!("sync done");
+        let changes = sorted_changes(rows);
+        crate::dispose::dispose(view);
+        return Ok(SyncReport {
+            commit: located.commit,
+            dry_run: opts.dry_run,
+            changes,
+            status: "Synced".into(),
+            failed: false,
+            applied: 0,
+            pruned: 0,
+            held: false,
+        });
+    }
+    let loaded = read(located, opts).await?;
+    sync_loaded(client, view, loaded, opts, deadline, on_progress).await
+}
+
+/// A diff of a located commit: empty when the baseline shows every object unchanged and no
+/// other managed object (which would show as a deletion), else read and diffed in full.
+pub async fn diff_located(
+    client: &Client,
+    view: ClusterView,
+    located: Located,
+    opts: &SyncOptions,
+    deadline: Instant,
+) -> Result<DiffReport, EngineError> {
+    if let Some(s) = settled(client, &view, &located, opts, deadline).await?
+        && s.others.is_empty()
+    {
+        crate::dispose::dispose(view);
+        return Ok(DiffReport {
+            commit: located.commit,
+            changes: Vec::new(),
+        });
+    }
+    let loaded = read(located, opts).await?;
+    diff_loaded(client, view, loaded, opts, deadline).await
+}
+
 async fn prepare(
     client: &Client,
     view: ClusterView,
@@ -416,13 +656,21 @@ async fn prepare(
 ) -> Result<Prepared, EngineError> {
     let started = Instant::now();
     let ms = || started.elapsed().as_millis() as u64;
-    let Loaded { commit, objects } = loaded;
+    let Loaded {
+        commit,
+        tree,
+        objects,
+    } = loaded;
     let ClusterView {
         kinds,
         inventory,
-        mut live,
-        listed,
+        mut managed,
     } = view;
+    // Lists read for the baseline check only are read in full now.
+    managed.complete()?;
+    let apply::Managed {
+        mut live, listed, ..
+    } = managed;
     let targets = apply::resolve(objects, &kinds, &opts.namespace)?;
     check_allowed(opts, &targets)?;
     let scope = scope_namespaces(
@@ -446,7 +694,14 @@ async fn prepare(
         .collect();
     let (namespaces, more) = tokio::join!(
         apply::check_namespaces(client, &targets, &opts.inventory_namespace, deadline),
-        apply::list_managed(client, &to_list, &scope, &opts.source_name, deadline)
+        apply::list_managed(
+            client,
+            &to_list,
+            &scope,
+            &opts.source_name,
+            apply::ListMode::Full,
+            deadline
+        )
     );
     namespaces?;
     live.extend(more?.live);
@@ -464,6 +719,7 @@ async fn prepare(
     tracing::debug!(elapsed_ms = ms(), "planned");
     Ok(Prepared {
         commit,
+        tree,
         planned,
         orphans,
         managed,
@@ -480,9 +736,27 @@ pub async fn sync(
     on_progress: &(dyn Fn(&str, bool) + Sync),
 ) -> Result<SyncReport, EngineError> {
     let deadline = Instant::now() + opts.timeout;
-    let (loaded, view) = tokio::join!(load(opts), read_cluster(client, opts, deadline));
-    let loaded = loaded?;
-    sync_loaded(client, view?, loaded, opts, deadline, on_progress).await
+    let (located, view) = tokio::join!(locate(opts), read_cluster(client, opts, deadline));
+    let (located, view) = located_first(located, view, opts).await?;
+    sync_located(client, view, located, opts, deadline, on_progress).await
+}
+
+/// The results of locating the commit and reading the cluster, errors in the order a user
+/// needs them: a broken commit before any cluster error (the commit is read for that when
+/// the cluster could not be).
+async fn located_first(
+    located: Result<Located, EngineError>,
+    view: Result<ClusterView, EngineError>,
+    opts: &SyncOptions,
+) -> Result<(Located, ClusterView), EngineError> {
+    let located = located?;
+    match view {
+        Ok(view) => Ok((located, view)),
+        Err(e) => {
+            read(located, opts).await?;
+            Err(e)
+        }
+    }
 }
 
 /// [`sync`] of a commit already loaded, with the cluster already read (the CLI overlaps
@@ -496,7 +770,7 @@ pub async fn sync_loaded(
     on_progress: &(dyn Fn(&str, bool) + Sync),
 ) -> Result<SyncReport, EngineError> {
     let mut loaded = loaded;
-    hash_live_configs(client, &mut loaded, deadline).await?;
+    let configs = hash_live_configs(client, &mut loaded, deadline).await?;
     let mut p = prepare(client, view, loaded, opts, deadline).await?;
     if opts.prune {
         apply::prune::guard(
@@ -693,6 +967,16 @@ pub async fn sync_loaded(
             objects.insert(id.clone());
         }
     }
+    let baseline = (status == "Synced" && !rolled_back_any)
+        .then(|| {
+            record_baseline(
+                baseline_key(opts, &p.tree),
+                &mut p.planned,
+                &written,
+                configs,
+            )
+        })
+        .flatten();
     let inv = Inventory {
         source: opts.source_name.clone(),
         repo: opts.repo.url.clone(),
@@ -706,8 +990,15 @@ pub async fn sync_loaded(
             String::new()
         },
         objects,
+        baseline,
     };
-    if p.inventory.as_ref().is_none_or(|old| !old.same_as(&inv)) {
+    // A new baseline alone is no reason to write (a no-op sync writes nothing); with the
+    // writes of a sync it goes along.
+    let wrote = applied > 0 || pruned > 0;
+    if p.inventory
+        .as_ref()
+        .is_none_or(|old| !old.same_as(&inv) || (wrote && old.baseline != inv.baseline))
+    {
         apply::write_inventory(client, &opts.inventory_namespace, &inv, p.deadline).await?;
     }
     tracing::debug!("sync done");
@@ -721,6 +1012,44 @@ pub async fn sync_loaded(
         applied,
         pruned,
         held: rolled_back_any,
+    })
+}
+
+/// The baseline of a sync that ended `Synced`: each desired object with the fingerprint of the
+/// state it was left in (the apply's response, or the listed object if it was unchanged).
+/// `None` when any object's state cannot be recorded (see [`apply::baseline::settled`]):
+/// a partial baseline could never match.
+fn record_baseline(
+    key: String,
+    planned: &mut [Planned],
+    written: &[apply::Written],
+    configs: BTreeMap<ConfigRef, String>,
+) -> Option<Baseline> {
+    let after: HashMap<&ObjectId, &Value> = written.iter().map(|w| (&w.id, &w.after)).collect();
+    let parts = crate::in_chunks(planned, 256, |part| {
+        part.iter()
+            .map(|pl| {
+                let id = &pl.target.object.id;
+                let state = after.get(id).copied().or(pl.live.as_ref())?;
+                let Some(fp) =
+                    apply::baseline::settled(&pl.target.object.body, state, apply::FIELD_MANAGER)
+                else {
+                    tracing::debug!(object = %apply::display(id), "no baseline: its state cannot be recorded");
+                    return None;
+                };
+                Some((id.clone(), fp))
+            })
+            .collect::<Option<Vec<_>>>()
+    })
+    .ok()?;
+    let mut objects = HashMap::new();
+    for part in parts {
+        objects.extend(part?);
+    }
+    Some(Baseline {
+        key,
+        objects,
+        configs,
     })
 }
 
@@ -775,9 +1104,9 @@ async fn mark_reverts(
 /// nothing. Orphans (managed objects the commit no longer contains) show as deletes.
 pub async fn diff(client: &Client, opts: &SyncOptions) -> Result<DiffReport, EngineError> {
     let deadline = Instant::now() + opts.timeout;
-    let (loaded, view) = tokio::join!(load(opts), read_cluster(client, opts, deadline));
-    let loaded = loaded?;
-    diff_loaded(client, view?, loaded, opts, deadline).await
+    let (located, view) = tokio::join!(locate(opts), read_cluster(client, opts, deadline));
+    let (located, view) = located_first(located, view, opts).await?;
+    diff_located(client, view, located, opts, deadline).await
 }
 
 /// [`diff`] of a commit already loaded, with the cluster already read.

@@ -4,6 +4,7 @@
 //! longer contains, and lets anyone ask the cluster what is deployed.
 //!
 //! Pure: builds and parses the ConfigMap body; the sync writes it.
+use super::baseline::Baseline;
 use crate::manifest::ObjectId;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -28,6 +29,9 @@ pub struct Inventory {
     /// commit do not re-apply it (unless forced). Empty when nothing is held.
     pub held: String,
     pub objects: BTreeSet<ObjectId>,
+    /// What the desired objects looked like when the sync left them (see [`super::baseline`]):
+    /// lets the next sync of the same desired state skip reading the commit.
+    pub baseline: Option<Baseline>,
 }
 
 /// The ConfigMap's name for a source.
@@ -74,7 +78,7 @@ impl Inventory {
     /// The ConfigMap to apply (server-side apply by `kubesync`).
     pub fn to_configmap(&self, namespace: &str) -> Value {
         let objects: Vec<String> = self.objects.iter().map(format_id).collect();
-        json!({
+        let mut cm = json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {
@@ -92,7 +96,11 @@ impl Inventory {
                 "held": self.held,
                 "objects": objects.join("\n"),
             }
-        })
+        });
+        if let Some(text) = self.baseline.as_ref().and_then(Baseline::to_text) {
+            cm["data"]["baseline"] = Value::String(text);
+        }
+        cm
     }
 
     /// Reads an inventory ConfigMap; `None` if it is not one. Unparseable id lines are skipped.
@@ -113,12 +121,19 @@ impl Inventory {
             status: field("status"),
             held: field("held"),
             objects: field("objects").lines().filter_map(parse_id).collect(),
+            baseline: data
+                .get("baseline")
+                .and_then(Value::as_str)
+                .and_then(Baseline::parse),
         })
     }
 
-    /// Same record apart from the time: rewriting it would be a write for nothing.
+    /// Same record apart from the time and the baseline: rewriting it would be a write for
+    /// nothing (a baseline is never wrong, only possibly out of date: it is rewritten with the
+    /// writes of a sync, never on its own).
     pub fn same_as(&self, other: &Inventory) -> bool {
-        // Every field but `synced_at` (destructured so that a new field is not forgotten).
+        // Every field but `synced_at` and `baseline` (destructured so that a new field is not
+        // forgotten).
         let Inventory {
             source,
             repo,
@@ -128,6 +143,7 @@ impl Inventory {
             status,
             held,
             objects,
+            baseline: _,
         } = self;
         (source, repo, path, commit, status, held, objects)
             == (
@@ -177,6 +193,7 @@ mod tests {
                 parse_id("v1 Namespace team").unwrap(),
             ]
             .into(),
+            baseline: None,
         };
         let cm = inv.to_configmap("default");
         assert_eq!(cm["metadata"]["name"], "kubesync-inventory-default");

@@ -187,6 +187,230 @@ impl<'de> Visitor<'de> for Entry<'_> {
     }
 }
 
+/// One listed object as the baseline check reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprinted {
+    pub name: String,
+    pub namespace: Option<String>,
+    /// [`super::baseline::fingerprint`] of the object (`None`: `manager` has no apply entry).
+    pub fingerprint: Option<String>,
+}
+
+/// Parses a list response of objects of `kind` into their fingerprints only. Each object is
+/// built with just what the fingerprint reads (its metadata and the fields `manager` owns;
+/// the rest is skipped unbuilt), so this costs a fraction of [`parse`]. The fingerprint is the
+/// one the whole object has: owned fields are kept whole down to what the owned set names.
+pub fn fingerprints(
+    text: &str,
+    manager: &str,
+    kind: &str,
+) -> Result<Vec<Fingerprinted>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let list = FingerprintList { manager, kind }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(list)
+}
+
+struct FingerprintList<'m> {
+    manager: &'m str,
+    kind: &'m str,
+}
+
+impl<'de> DeserializeSeed<'de> for FingerprintList<'_> {
+    type Value = Vec<Fingerprinted>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FingerprintList<'_> {
+    type Value = Vec<Fingerprinted>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "items" {
+                items = map.next_value_seed(FingerprintItems {
+                    manager: self.manager,
+                    kind: self.kind,
+                })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(items)
+    }
+}
+
+/// `items` read for fingerprints: an array of objects, or null.
+struct FingerprintItems<'m> {
+    manager: &'m str,
+    kind: &'m str,
+}
+
+impl<'de> DeserializeSeed<'de> for FingerprintItems<'_> {
+    type Value = Vec<Fingerprinted>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FingerprintItems<'_> {
+    type Value = Vec<Fingerprinted>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of objects or null")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element_seed(FingerprintItem {
+            manager: self.manager,
+            kind: self.kind,
+        })? {
+            out.push(item);
+        }
+        Ok(out)
+    }
+}
+
+/// One object, built with its metadata (as [`Item`] reads it) and the fields its owned set
+/// names. A field that comes before `metadata` (no server writes one) is kept whole.
+struct FingerprintItem<'m> {
+    manager: &'m str,
+    kind: &'m str,
+}
+
+impl<'de> DeserializeSeed<'de> for FingerprintItem<'_> {
+    type Value = Fingerprinted;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FingerprintItem<'_> {
+    type Value = Fingerprinted;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use super::baseline::{owned_field, owned_fields, owns_whole};
+        let (manager, kind) = (self.manager, self.kind);
+        let mut out = Map::new();
+        let mut metadata_seen = false;
+        while let Some(key) = map.next_key::<String>()? {
+            let value = match key.as_str() {
+                "status" => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                "metadata" => {
+                    metadata_seen = true;
+                    map.next_value_seed(Item {
+                        manager,
+                        metadata: true,
+                    })?
+                }
+                _ if !metadata_seen => map.next_value::<Value>()?,
+                _ => {
+                    let owned = out
+                        .get("metadata")
+                        .and_then(|m| super::noop::apply_entry_of(m, manager))
+                        .and_then(|entry| owned_fields(kind, entry));
+                    match owned.as_deref().and_then(|o| owned_field(o, &key)) {
+                        Some(set) if owns_whole(set) => map.next_value::<Value>()?,
+                        Some(set) => map.next_value_seed(Owned { set })?,
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    }
+                }
+            };
+            out.insert(key, value);
+        }
+        let object = Value::Object(out);
+        let meta = |field: &str| {
+            crate::manifest::at(&object, &["metadata", field])
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        Ok(Fingerprinted {
+            name: meta("name").unwrap_or_default(),
+            namespace: meta("namespace"),
+            fingerprint: super::baseline::fingerprint(&object, kind, manager),
+        })
+    }
+}
+
+/// A value under an owned set with owned children: a mapping keeps only the owned keys
+/// (each whole, or again by its set); anything else is kept whole.
+struct Owned<'o> {
+    set: &'o Value,
+}
+
+impl<'de> DeserializeSeed<'de> for Owned<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Owned<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        use super::baseline::{owned_field, owns_whole};
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = match owned_field(self.set, &key) {
+                Some(set) if owns_whole(set) => map.next_value::<Value>()?,
+                Some(set) => map.next_value_seed(Owned { set })?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
+    // Lists are kept whole: their owned items are found by key fields, which every item has.
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element::<Value>()? {
+            out.push(item);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 //! live in submodules (`order`, `noop`, `prune`, `inventory`, `retry`). Must not: write an
 //! object whose content is unchanged, write anything before the whole commit is validated,
 //! or touch an object without this source's ownership labels when pruning.
+pub mod baseline;
 pub mod inventory;
 pub mod listed;
 pub mod noop;
@@ -416,6 +417,22 @@ pub async fn write_inventory(
     Ok(())
 }
 
+/// How [`list_managed`] reads the lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListMode {
+    /// Every object, as [`listed::parse`] reads it.
+    Full,
+    /// Only each object's fingerprint, for the baseline check ([`listed::fingerprints`]); the
+    /// lists' text is kept, to be read in full by [`Managed::complete`] if needed after all.
+    Fingerprints,
+}
+
+/// One list response, read as the mode asks.
+enum ListBody {
+    Items(Vec<Value>),
+    Fingerprints(Vec<listed::Fingerprinted>, String),
+}
+
 /// The live objects a source manages, keyed by id: one label-selector list per kind (across
 /// all namespaces), so the cost grows with the number of kinds, not of objects. Where
 /// listing across namespaces is forbidden, a namespaced kind is listed in each of
@@ -425,6 +442,7 @@ pub async fn list_managed(
     kinds: &[Kind],
     namespaces: &BTreeSet<String>,
     source: &str,
+    mode: ListMode,
     deadline: Instant,
 ) -> Result<Managed, ApplyError> {
     let lp = ListParams::default().labels(&selector(source));
@@ -432,13 +450,29 @@ pub async fn list_managed(
         let lp = &lp;
         // Raw request, parsed once into JSON values (no typed detour through DynamicObject).
         let url = DynamicObject::url_path(&kind.resource, namespace);
+        let kind_name = kind.resource.kind.clone();
         async move {
             retry::with_retry(deadline, "list managed", || async {
                 let req = kube::core::Request::new(url.as_str())
                     .list(lp)
                     .map_err(kube::Error::BuildRequest)?;
                 let text = client.request_text(req).await?;
-                listed::parse(&text, FIELD_MANAGER).map_err(kube::Error::SerdeError)
+                let kind_name = kind_name.clone();
+                // On a blocking thread: the lists of several kinds parse in parallel.
+                let parse = move || match mode {
+                    ListMode::Full => {
+                        listed::parse(&text, FIELD_MANAGER).map(|l| ListBody::Items(l.items))
+                    }
+                    ListMode::Fingerprints => {
+                        listed::fingerprints(&text, FIELD_MANAGER, &kind_name)
+                            .map(|f| ListBody::Fingerprints(f, text))
+                    }
+                };
+                match tokio::task::spawn_blocking(parse).await {
+                    Ok(list) => list.map_err(kube::Error::SerdeError),
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(e) => Err(kube::Error::Service(Box::new(e))),
+                }
             })
             .await
         }
@@ -454,35 +488,76 @@ pub async fn list_managed(
     // One list per kind, all at once: each is a round trip the others need not wait for.
     let lists = futures::future::try_join_all(kinds.iter().map(|kind| async move {
         match list_in(kind, None).await {
-            Ok(list) => Ok((kind, list.items, true)),
+            Ok(body) => Ok((kind, vec![body], true)),
             // Namespaced RBAC (a Role per namespace, as the Helm chart installs by default)
             // forbids listing across namespaces: list in each namespace that matters.
             Err(kube::Error::Api(status))
                 if status.code == 403 && kind.namespaced && !namespaces.is_empty() =>
             {
                 tracing::debug!(kind = %kind.resource.kind, "listing across namespaces is forbidden: listing per namespace");
-                let mut items = Vec::new();
+                let mut bodies = Vec::new();
                 for ns in namespaces {
-                    let list = list_in(kind, Some(ns))
+                    let body = list_in(kind, Some(ns))
                         .await
                         .map_err(failed(kind, Some(ns)))?;
-                    items.extend(list.items);
+                    bodies.push(body);
                 }
-                Ok((kind, items, false))
+                Ok((kind, bodies, false))
             }
             Err(e) => Err(failed(kind, None)(e)),
         }
     }))
     .await?;
-    let mut out = Managed {
-        live: HashMap::with_capacity(lists.iter().map(|(_, items, _)| items.len()).sum()),
-        ..Managed::default()
-    };
-    for (kind, items, everywhere) in lists {
+    let mut out = Managed::default();
+    for (kind, bodies, everywhere) in lists {
         out.listed.insert(
             (kind.resource.group.clone(), kind.resource.kind.clone()),
             (!everywhere).then(|| namespaces.clone()),
         );
+        for body in bodies {
+            match body {
+                ListBody::Items(items) => out.insert_items(kind, items),
+                ListBody::Fingerprints(fingerprints, text) => {
+                    for f in fingerprints {
+                        let id = listed_id(kind, f.namespace, f.name);
+                        out.fingerprints.insert(id, f.fingerprint);
+                    }
+                    out.unparsed.push((kind.clone(), text));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The id of an object listed as `kind`.
+fn listed_id(kind: &Kind, namespace: Option<String>, name: String) -> ObjectId {
+    ObjectId {
+        group: kind.resource.group.clone(),
+        version: kind.resource.version.clone(),
+        kind: kind.resource.kind.clone(),
+        namespace: if kind.namespaced { namespace } else { None },
+        name,
+    }
+}
+
+/// The managed objects [`list_managed`] found (as [`listed`] reads them: without status or
+/// other managers' managedFields entries).
+#[derive(Debug, Default)]
+pub struct Managed {
+    pub live: HashMap<ObjectId, (Kind, Value)>,
+    /// (group, kind) of each kind listed → `None` when listed in every namespace, else the
+    /// namespaces it was listed in (listing across namespaces was forbidden).
+    pub listed: BTreeMap<(String, String), Option<BTreeSet<String>>>,
+    /// [`ListMode::Fingerprints`]: each listed object's fingerprint.
+    pub fingerprints: HashMap<ObjectId, Option<String>>,
+    /// [`ListMode::Fingerprints`]: the lists, not yet in `live`.
+    pub unparsed: Vec<(Kind, String)>,
+}
+
+impl Managed {
+    fn insert_items(&mut self, kind: &Kind, items: Vec<Value>) {
+        self.live.reserve(items.len());
         for mut value in items {
             let Some(o) = value.as_object_mut() else {
                 continue;
@@ -499,31 +574,30 @@ pub async fn list_managed(
                     .and_then(Value::as_str)
                     .map(str::to_string)
             };
-            let id = ObjectId {
-                group: kind.resource.group.clone(),
-                version: kind.resource.version.clone(),
-                kind: kind.resource.kind.clone(),
-                namespace: if kind.namespaced {
-                    field("namespace")
-                } else {
-                    None
-                },
-                name: field("name").unwrap_or_default(),
-            };
-            out.live.insert(id, (kind.clone(), value));
+            let id = listed_id(kind, field("namespace"), field("name").unwrap_or_default());
+            self.live.insert(id, (kind.clone(), value));
         }
     }
-    Ok(out)
-}
 
-/// The managed objects [`list_managed`] found (as [`listed`] reads them: without status or
-/// other managers' managedFields entries).
-#[derive(Debug, Default)]
-pub struct Managed {
-    pub live: HashMap<ObjectId, (Kind, Value)>,
-    /// (group, kind) of each kind listed → `None` when listed in every namespace, else the
-    /// namespaces it was listed in (listing across namespaces was forbidden).
-    pub listed: BTreeMap<(String, String), Option<BTreeSet<String>>>,
+    /// Reads the lists kept unparsed ([`ListMode::Fingerprints`]) into `live`, several at once.
+    pub fn complete(&mut self) -> Result<(), ApplyError> {
+        let mut unparsed = std::mem::take(&mut self.unparsed);
+        let parsed = crate::in_chunks(&mut unparsed, 1, |part| {
+            part.iter()
+                .map(|(_, text)| listed::parse(text, FIELD_MANAGER))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        for ((kind, _), list) in unparsed.iter().zip(parsed.into_iter().flatten()) {
+            let list = list.map_err(|e| ApplyError::Api {
+                what: format!("reading the list of {}", kind.resource.plural),
+                error: kube::Error::SerdeError(e),
+            })?;
+            self.insert_items(kind, list.items);
+        }
+        crate::dispose::dispose(unparsed);
+        Ok(())
+    }
 }
 
 /// The distinct kinds of `targets`, plus `extra` kinds (from the inventory) the server knows.

@@ -36,20 +36,22 @@ pub fn is_unchanged(desired: &Value, live: &Value, manager: &str) -> bool {
 }
 
 /// The manager's `Apply` entry (main resource, not a subresource) in `metadata.managedFields`.
-fn apply_entry<'a>(live: &'a Value, manager: &str) -> Option<&'a Value> {
-    crate::manifest::at(live, &["metadata", "managedFields"])?
-        .as_array()?
-        .iter()
-        .find(|e| {
-            e.get("manager").and_then(Value::as_str) == Some(manager)
-                && e.get("operation").and_then(Value::as_str) == Some("Apply")
-                && e.get("subresource").is_none_or(|s| s.as_str() == Some(""))
-        })
+pub(crate) fn apply_entry<'a>(live: &'a Value, manager: &str) -> Option<&'a Value> {
+    apply_entry_of(live.get("metadata")?, manager)
+}
+
+/// [`apply_entry`] from the object's `metadata`.
+pub(crate) fn apply_entry_of<'a>(metadata: &'a Value, manager: &str) -> Option<&'a Value> {
+    metadata.get("managedFields")?.as_array()?.iter().find(|e| {
+        e.get("manager").and_then(Value::as_str) == Some(manager)
+            && e.get("operation").and_then(Value::as_str) == Some("Apply")
+            && e.get("subresource").is_none_or(|s| s.as_str() == Some(""))
+    })
 }
 
 /// The desired object as the server would store it, for comparison: a Secret's write-only
 /// `stringData` becomes base64 `data`. Borrowed (no copy) for every other object.
-fn comparable_desired(desired: &Value) -> std::borrow::Cow<'_, Value> {
+pub(crate) fn comparable_desired(desired: &Value) -> std::borrow::Cow<'_, Value> {
     if desired.get("kind").and_then(Value::as_str) != Some("Secret")
         || desired.get("apiVersion").and_then(Value::as_str) != Some("v1")
         || desired.get("stringData").is_none()
@@ -184,7 +186,7 @@ fn owned_fields_present(owned: &Value, desired: &Value) -> bool {
 
 /// A `k:{...}` key matches an item when every key field is equal; a missing `protocol` in the
 /// item counts as `TCP` (the server's default, part of the port keys).
-fn key_matches(key: &Map<String, Value>, item: &Value) -> bool {
+pub(crate) fn key_matches(key: &Map<String, Value>, item: &Value) -> bool {
     key.iter().all(|(k, v)| match item.get(k) {
         Some(iv) => iv == v || (iv.is_number() && iv.as_f64() == v.as_f64()),
         None => k == "protocol" && v.as_str() == Some("TCP"),

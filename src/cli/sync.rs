@@ -149,26 +149,40 @@ impl SyncArgs {
     }
 }
 
+/// The commit as far as it was read: only located when the inventory's baseline was recorded
+/// for the same desired objects (the engine may then answer without its files).
+enum Desired {
+    Located(engine::Located),
+    Loaded(engine::Loaded),
+}
+
 /// Connects and discovers while the commit is read (git, blocking): nothing is written
 /// before the whole commit is validated, and a broken commit is reported before any cluster
-/// error.
+/// error. The commit's files are read only if the inventory's baseline does not describe
+/// them (known as soon as the inventory is read, before the lists).
 async fn connect_and_load(
     cluster_args: &ClusterArgs,
     opts: &engine::SyncOptions,
-) -> anyhow::Result<(Connection, engine::ClusterView, engine::Loaded, Instant)> {
+) -> anyhow::Result<(Connection, engine::ClusterView, Desired, Instant)> {
     let deadline = Instant::now() + opts.timeout;
     let env = cluster::Environment::from_process(
         cluster_args.kubeconfig.clone(),
         Some(cluster_args.state.clone()),
     );
     let started = Instant::now();
+    let (baseline_tx, baseline_rx) = tokio::sync::oneshot::channel::<Option<String>>();
     let cluster_side = async {
         let conn = cluster::connect(&env, cluster_args.context.as_deref()).await?;
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "client ready"
         );
-        let view = engine::read_cluster(&conn.client, opts, deadline).await?;
+        let view = engine::read_cluster_with(&conn.client, opts, deadline, |inventory| {
+            let key = engine::usable_baseline(inventory).map(str::to_string);
+            // The git side may have failed already; then nobody is waiting.
+            let _ = baseline_tx.send(key);
+        })
+        .await?;
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "cluster read"
@@ -176,17 +190,32 @@ async fn connect_and_load(
         anyhow::Ok((conn, view))
     };
     let git_side = async {
-        let loaded = engine::load(opts).await;
+        let located = engine::locate(opts).await?;
+        // No answer (the cluster side failed first): read, so a broken commit is reported.
+        let recorded = baseline_rx.await.ok().flatten();
+        let desired = if recorded.as_deref() == Some(&engine::baseline_key(opts, &located.tree)) {
+            Desired::Located(located)
+        } else {
+            Desired::Loaded(engine::read(located, opts).await?)
+        };
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "commit loaded"
         );
-        loaded
+        Ok::<_, engine::EngineError>(desired)
     };
-    let (loaded, connected) = tokio::join!(git_side, cluster_side);
-    let loaded = loaded?;
-    let (conn, view) = connected?;
-    Ok((conn, view, loaded, deadline))
+    let (desired, connected) = tokio::join!(git_side, cluster_side);
+    let desired = desired?;
+    let (conn, view) = match connected {
+        Ok(c) => c,
+        Err(e) => {
+            if let Desired::Located(located) = desired {
+                engine::read(located, opts).await?;
+            }
+            return Err(e);
+        }
+    };
+    Ok((conn, view, desired, deadline))
 }
 
 /// Progress on stderr: a line per change, or on a terminal one live line that is replaced
@@ -206,9 +235,16 @@ fn progress_line(line: &str, done: bool) {
 
 pub async fn run_sync(args: SyncArgs) -> anyhow::Result<Exit> {
     let opts = args.options();
-    let (conn, view, loaded, deadline) = connect_and_load(&args.cluster, &opts).await?;
-    let result =
-        engine::sync_loaded(&conn.client, view, loaded, &opts, deadline, &progress_line).await;
+    let (conn, view, desired, deadline) = connect_and_load(&args.cluster, &opts).await?;
+    let client = &conn.client;
+    let result = match desired {
+        Desired::Located(l) => {
+            engine::sync_located(client, view, l, &opts, deadline, &progress_line).await
+        }
+        Desired::Loaded(l) => {
+            engine::sync_loaded(client, view, l, &opts, deadline, &progress_line).await
+        }
+    };
     conn.close().await;
     tracing::debug!("connection closed");
     let report = result?;
@@ -300,8 +336,12 @@ fn print_sync(output: Output, report: &engine::SyncReport) -> anyhow::Result<()>
 
 pub async fn run_diff(args: DiffArgs) -> anyhow::Result<Exit> {
     let opts = args.source.options();
-    let (conn, view, loaded, deadline) = connect_and_load(&args.cluster, &opts).await?;
-    let result = engine::diff_loaded(&conn.client, view, loaded, &opts, deadline).await;
+    let (conn, view, desired, deadline) = connect_and_load(&args.cluster, &opts).await?;
+    let client = &conn.client;
+    let result = match desired {
+        Desired::Located(l) => engine::diff_located(client, view, l, &opts, deadline).await,
+        Desired::Loaded(l) => engine::diff_loaded(client, view, l, &opts, deadline).await,
+    };
     conn.close().await;
     let report = result?;
     match args.output {

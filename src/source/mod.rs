@@ -326,6 +326,25 @@ impl Repo {
     /// are); a symlink that leaves `path`, a path that leaves the repository and a
     /// submodule are errors.
     pub fn snapshot(&self, commit: &Commit, path: &str) -> Result<Snapshot, SourceError> {
+        let (dir, root) = self.dir(commit, path)?;
+        let mut found = Vec::new();
+        self.walk(&dir, &root, &root, commit, &mut found)?;
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        let files = self.read_blobs(found, commit)?;
+        Ok(Snapshot {
+            commit: commit.clone(),
+            files,
+        })
+    }
+
+    /// The id of the tree at `path` in the commit: the same id means the same files, so the
+    /// same objects (errors as [`Repo::snapshot`]'s).
+    pub fn tree(&self, commit: &Commit, path: &str) -> Result<String, SourceError> {
+        Ok(self.dir(commit, path)?.0.id().to_string())
+    }
+
+    /// The tree at `path` in the commit, with the normalised path.
+    fn dir(&self, commit: &Commit, path: &str) -> Result<(git2::Tree<'_>, String), SourceError> {
         let root = normalise_path(path).ok_or_else(|| SourceError::PathEscapes {
             path: path.to_string(),
         })?;
@@ -356,14 +375,7 @@ impl Repo {
             }
             self.git.find_tree(entry.id()).map_err(read_err)?
         };
-        let mut found = Vec::new();
-        self.walk(&dir, &root, &root, commit, &mut found)?;
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        let files = self.read_blobs(found, commit)?;
-        Ok(Snapshot {
-            commit: commit.clone(),
-            files,
-        })
+        Ok((dir, root))
     }
 
     /// Reads the blobs of `found` (in order). Many small loose objects cost a file open and
