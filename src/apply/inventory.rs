@@ -209,5 +209,21 @@ mod tests {
             ..inv.clone()
         };
         assert!(later.same_as(&inv));
+        // The baseline goes along, and on its own is no reason to rewrite the record.
+        let with_baseline = Inventory {
+            baseline: Some(Baseline {
+                key: "k".repeat(32),
+                objects: [(parse_id("v1 Namespace team").unwrap(), "f".repeat(32))].into(),
+                configs: Default::default(),
+            }),
+            ..inv.clone()
+        };
+        let cm = with_baseline.to_configmap("default");
+        assert!(cm["data"]["baseline"].as_str().unwrap().starts_with("key "));
+        assert_eq!(Inventory::from_configmap(&cm), Some(with_baseline.clone()));
+        assert!(with_baseline.same_as(&inv));
+        let mut cm = cm;
+        cm["data"]["baseline"] = json!("not a baseline");
+        assert_eq!(Inventory::from_configmap(&cm).unwrap().baseline, None);
     }
 }

@@ -444,6 +444,63 @@ mod tests {
     }
 
     #[test]
+    fn fingerprints_equal_those_of_the_whole_objects() {
+        let entry = |fields: serde_json::Value| {
+            json!({"manager": "kubesync", "operation": "Apply", "apiVersion": "v1",
+                   "fieldsType": "FieldsV1", "fieldsV1": fields})
+        };
+        let theirs = json!({"manager": "kubectl", "operation": "Update", "apiVersion": "v1",
+                            "fieldsV1": {"f:data": {"f:extra": {}}}});
+        let secret = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "namespace": "a", "managedFields": [theirs,
+                entry(json!({"f:metadata": {"f:labels": {"f:x": {}}}, "f:stringData": {"f:p": {}},
+                             "f:type": {}}))],
+                "labels": {"x": "1"}},
+            "data": {"p": "cA==", "extra": "ZQ=="}, "type": "Opaque"});
+        let service = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "a", "managedFields": [
+                entry(json!({"f:spec": {"f:ports": {"k:{\"port\":80,\"protocol\":\"TCP\"}":
+                    {".": {}, "f:port": {}, "f:targetPort": {}}}, "f:selector": {}}}))]},
+            "spec": {"clusterIP": "10.0.0.1", "selector": {"app": "web"},
+                     "ports": [{"port": 80, "protocol": "TCP", "targetPort": 8080}]},
+            "status": {"loadBalancer": {}}});
+        // Owned fields that come before `metadata` are kept whole.
+        let early = json!({"data": {"k": "v"}, "metadata": {"name": "early", "managedFields": [
+            entry(json!({"f:data": {"f:k": {}}}))]}});
+        let unmanaged = json!({"metadata": {"name": "plain"}, "data": {"k": "v"}});
+        for (kind, items) in [
+            ("Secret", vec![secret]),
+            ("Service", vec![service]),
+            ("ConfigMap", vec![early, unmanaged]),
+        ] {
+            let text = json!({"items": items}).to_string();
+            let full = parse(&text, "kubesync").unwrap().items;
+            let fast = fingerprints(&text, "kubesync", kind).unwrap();
+            assert_eq!(full.len(), fast.len());
+            for (whole, f) in full.iter().zip(&fast) {
+                let want = crate::apply::baseline::fingerprint(whole, kind, "kubesync");
+                assert_eq!(f.fingerprint, want, "{kind} {}", f.name);
+                assert_eq!(Some(f.name.as_str()), whole["metadata"]["name"].as_str());
+                assert_eq!(
+                    f.namespace.as_deref(),
+                    whole["metadata"]["namespace"].as_str()
+                );
+            }
+        }
+        let text = json!({"items": [{"metadata": {"name": "plain"}}]}).to_string();
+        assert_eq!(
+            fingerprints(&text, "kubesync", "ConfigMap").unwrap()[0].fingerprint,
+            None
+        );
+        assert!(
+            fingerprints(r#"{"items": null}"#, "k", "ConfigMap")
+                .unwrap()
+                .is_empty()
+        );
+        assert!(fingerprints(r#"{"items": [{"a": 1}"#, "k", "ConfigMap").is_err());
+    }
+
+    #[test]
     fn null_or_missing_items_are_none_and_bad_json_is_an_error() {
         assert!(parse(r#"{"items": null}"#, "k").unwrap().items.is_empty());
         assert!(parse(r#"{"kind": "List"}"#, "k").unwrap().items.is_empty());

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, a module per area.
 mod agent;
 mod bad_input;
+mod baseline;
 mod diff;
 #[path = "../../fuzz/targets.rs"]
 mod fuzz;

@@ -52,6 +52,21 @@ impl Sim {
             .expect("join")
     }
 
+    /// [`Sim::kubesync`] with `KUBESYNC_LOG` set to `log` (to read what the run did).
+    pub async fn kubesync_logged(&self, args: &[&str], log: &str) -> Output {
+        let mut cmd = std::process::Command::new(kubesync_bin());
+        cmd.args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .env_remove("KUBECONFIG")
+            .env("HOME", self.home.path())
+            .env("KUBESYNC_LOG", log)
+            .current_dir(self.home.path());
+        tokio::task::spawn_blocking(move || cmd.output().expect("kubesync runs"))
+            .await
+            .expect("join")
+    }
+
     /// Runs the real kubectl with a fresh HOME.
     pub async fn kubectl(&self, args: &[&str]) -> Output {
         let home = tempfile::tempdir().expect("temp dir");
@@ -141,7 +156,7 @@ pub fn show(out: &Output) -> String {
 }
 
 /// The change entry of the object named `name` in a sync's JSON report.
-fn change_of(doc: &Value, name: &str) -> Value {
+pub fn change_of(doc: &Value, name: &str) -> Value {
     doc["changes"]
         .as_array()
         .expect("changes")
@@ -151,7 +166,7 @@ fn change_of(doc: &Value, name: &str) -> Value {
         .clone()
 }
 
-fn action_of(doc: &Value, kind: &str, name: &str) -> String {
+pub fn action_of(doc: &Value, kind: &str, name: &str) -> String {
     doc["changes"]
         .as_array()
         .expect("changes")
@@ -161,7 +176,7 @@ fn action_of(doc: &Value, kind: &str, name: &str) -> String {
         .unwrap_or_else(|| "absent".into())
 }
 
-fn sync_args<'a>(repo: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+pub fn sync_args<'a>(repo: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "sync",
         "--repo",
@@ -177,7 +192,7 @@ fn sync_args<'a>(repo: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
-fn path_str(p: &Path) -> String {
+pub fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
 
