@@ -577,17 +577,18 @@ pub async fn sync_located(
     if let Some(s) = settled(client, &view, &located, opts, deadline).await?
         && (s.others.is_empty() || !opts.prune)
     {
-        let rows: HashMap<ObjectId, ChangeReport> = s
-            .desired
+        let mut desired = s.desired;
+        desired.sort_unstable();
+        let changes: Vec<ChangeReport> = desired
             .iter()
-            .map(|id| ((*id).clone(), ChangeReport::new(id, Action::Unchanged)))
+            .map(|id| ChangeReport::new(id, Action::Unchanged))
             .collect();
         if !opts.dry_run
             && let Some(old) = &view.inventory
         {
             // The record the full path would write: the same objects (and not-pruned
-            // others), the new commit.
-            let inv = Inventory {
+            // others), the new commit. Built only when it differs.
+            let mut inv = Inventory {
                 source: opts.source_name.clone(),
                 repo: opts.repo.url.clone(),
                 path: opts.path.clone(),
@@ -595,20 +596,19 @@ pub async fn sync_located(
                 synced_at: jiff::Timestamp::now().to_string(),
                 status: "Synced".into(),
                 held: String::new(),
-                objects: s
-                    .desired
-                    .iter()
-                    .map(|id| (*id).clone())
-                    .chain(s.others.iter().cloned())
-                    .collect(),
-                baseline: old.baseline.clone(),
+                objects: BTreeSet::new(),
+                baseline: None,
             };
-            if !old.same_as(&inv) {
+            let objects = desired.iter().copied().chain(&s.others);
+            let same_objects = old.objects.len() == desired.len() + s.others.len()
+                && objects.clone().all(|id| old.objects.contains(id));
+            if !(same_objects && old.same_header(&inv)) {
+                inv.objects = objects.cloned().collect();
+                inv.baseline = old.baseline.clone();
                 apply::write_inventory(client, &opts.inventory_namespace, &inv, deadline).await?;
             }
         }
         tracing::debug!("sync done");
-        let changes = sorted_changes(rows);
         crate::dispose::dispose(view);
         return Ok(SyncReport {
             commit: located.commit,

@@ -132,8 +132,13 @@ impl Inventory {
     /// nothing (a baseline is never wrong, only possibly out of date: it is rewritten with the
     /// writes of a sync, never on its own).
     pub fn same_as(&self, other: &Inventory) -> bool {
-        // Every field but `synced_at` and `baseline` (destructured so that a new field is not
-        // forgotten).
+        self.same_header(other) && self.objects == other.objects
+    }
+
+    /// [`Inventory::same_as`] apart from the objects.
+    pub fn same_header(&self, other: &Inventory) -> bool {
+        // Every field but `synced_at`, `baseline` and `objects` (destructured so that a new
+        // field is not forgotten).
         let Inventory {
             source,
             repo,
@@ -142,10 +147,10 @@ impl Inventory {
             synced_at: _,
             status,
             held,
-            objects,
+            objects: _,
             baseline: _,
         } = self;
-        (source, repo, path, commit, status, held, objects)
+        (source, repo, path, commit, status, held)
             == (
                 &other.source,
                 &other.repo,
@@ -153,7 +158,6 @@ impl Inventory {
                 &other.commit,
                 &other.status,
                 &other.held,
-                &other.objects,
             )
     }
 }

@@ -106,6 +106,9 @@ pub fn main() -> ExitCode {
             Command::Cluster(args) => cluster::run(args).await,
         }
     });
+    // A one-shot command leaves its idle worker and blocking threads to the exit instead of
+    // waking and joining each of them.
+    crate::dispose::dispose(runtime);
     match result {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(err) => {
