@@ -234,7 +234,10 @@ fn covered<'a>(desired: &'a Value, owned: &Value, path: &mut Vec<&'a str>) -> bo
     };
     match desired {
         Value::Object(fields) => fields.iter().all(|(k, v)| {
-            if is_volatile(path, k) || is_identity(path, k) {
+            // A null is no value for the no-op check either; nor is an empty `status` (listed
+            // objects carry none, so it is compared with nothing, and always matches).
+            let empty_status = path.is_empty() && k == "status" && v.as_object().is_some_and(Map::is_empty);
+            if v.is_null() || empty_status || is_volatile(path, k) || is_identity(path, k) {
                 return true;
             }
             let Some(children) = set.get(&format!("f:{k}")) else {
@@ -507,6 +510,16 @@ mod tests {
         d["spec"]["progressDeadlineSeconds"] = json!(600);
         assert!(noop::is_unchanged(&d, &live(), "kubesync"));
         assert!(settled(&d, &live(), "kubesync").is_none(), "not covered");
+    }
+
+    #[test]
+    fn nulls_and_an_empty_status_need_no_owner() {
+        let mut d = desired();
+        d["metadata"]["creationTimestamp"] = Value::Null;
+        d["status"] = json!({});
+        assert!(settled(&d, &live(), "kubesync").is_some());
+        d["status"] = json!({"replicas": 1});
+        assert!(settled(&d, &live(), "kubesync").is_none());
     }
 
     #[test]

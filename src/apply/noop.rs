@@ -87,6 +87,11 @@ fn item_key<'a>(item: &'a Value, key: &str) -> Option<&'a Value> {
 fn subset<'a>(desired: &'a Value, live: &Value, path: &mut Vec<&'a str>) -> bool {
     match (desired, live) {
         (Value::Object(d), Value::Object(l)) => d.iter().all(|(k, dv)| {
+            // A null in an applied configuration is no value: the server skips it (the
+            // `creationTimestamp: null` of generated manifests, for one).
+            if dv.is_null() {
+                return true;
+            }
             if path.len() == 2
                 && path[0] == "metadata"
                 && path[1] == "annotations"
@@ -152,8 +157,8 @@ fn owned_fields_present(owned: &Value, desired: &Value) -> bool {
         }
         if let Some(field) = path.strip_prefix("f:") {
             return match desired.as_object().and_then(|o| o.get(field)) {
-                Some(child) => owned_fields_present(children, child),
-                None => false,
+                Some(child) if !child.is_null() => owned_fields_present(children, child),
+                _ => false,
             };
         }
         let Some(items) = desired.as_array() else {
@@ -282,6 +287,19 @@ mod tests {
         let mut l = live();
         l["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["a", "b"]);
         assert!(!is_unchanged(&d, &l, "kubesync"));
+    }
+
+    #[test]
+    fn a_null_is_no_value() {
+        // Generated manifests carry `creationTimestamp: null`: the server skips it.
+        let mut d = desired();
+        d["metadata"]["creationTimestamp"] = Value::Null;
+        d["status"] = json!({});
+        assert!(is_unchanged(&d, &live(), "kubesync"));
+        // An owned field set to null is dropped by the apply: a change.
+        let mut d = desired();
+        d["spec"]["replicas"] = Value::Null;
+        assert!(!is_unchanged(&d, &live(), "kubesync"));
     }
 
     #[test]

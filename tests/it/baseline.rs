@@ -198,3 +198,33 @@ async fn a_resync_answers_from_the_baseline_and_drift_still_gets_corrected() {
     assert_eq!(action_of(&doc, "Deployment", "web"), "unchanged", "{doc}");
     sim.cluster.shutdown().await;
 }
+
+/// Manifests as `kubectl create --dry-run=client -o yaml` writes them carry
+/// `creationTimestamp: null` and `status: {}`: the server skips both, so a re-sync writes
+/// nothing (and is answered from the baseline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_manifests_with_nulls_cost_no_write() {
+    let sim = Sim::start().await;
+    let repo = Repo::new();
+    let repo_path = path_str(repo.path());
+    let generated = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  creationTimestamp: null\n  labels:\n    app: gen\n  name: gen\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: gen\n  strategy: {}\n  template:\n    metadata:\n      creationTimestamp: null\n      labels:\n        app: gen\n    spec:\n      containers:\n      - image: nginx\n        name: nginx\n        resources: {}\nstatus: {}\n";
+    let cm = "apiVersion: v1\ndata:\n  a: b\nkind: ConfigMap\nmetadata:\n  creationTimestamp: null\n  name: gen\n";
+    repo.commit_files(
+        &[("apps/gen.yaml", generated), ("apps/cm.yaml", cm)],
+        "generated",
+    );
+    let (_, doc) = sync(&sim, &repo_path).await;
+    assert_eq!(action_of(&doc, "Deployment", "gen"), "create", "{doc}");
+    let before = sim.versions("apps/v1", "Deployment", "deployments").await;
+    let patches = sim.cluster.request_count().patch;
+    let (out, doc) = sync(&sim, &repo_path).await;
+    assert_eq!(action_of(&doc, "Deployment", "gen"), "unchanged", "{doc}");
+    assert_eq!(action_of(&doc, "ConfigMap", "gen"), "unchanged", "{doc}");
+    assert!(answered_by_baseline(&out), "{}", stderr(&out));
+    assert_eq!(sim.cluster.request_count().patch, patches, "a write");
+    assert_eq!(
+        sim.versions("apps/v1", "Deployment", "deployments").await,
+        before
+    );
+    sim.cluster.shutdown().await;
+}
