@@ -38,7 +38,16 @@ macro_rules! seed {
     )*};
 }
 
-seed!(Items => Vec<Value>, Item => Value, Entries => Value, Entry => Option<Value>);
+seed!(
+    Items => Vec<Value>,
+    Item => Value,
+    Entries => Value,
+    Entry => Option<Value>,
+    FingerprintList => Vec<Fingerprinted>,
+    FingerprintItems => Vec<Fingerprinted>,
+    FingerprintItem => Fingerprinted,
+    Owned => Value,
+);
 
 struct ListSeed<'m> {
     manager: &'m str,
@@ -216,13 +225,6 @@ struct FingerprintList<'m> {
     kind: &'m str,
 }
 
-impl<'de> DeserializeSeed<'de> for FingerprintList<'_> {
-    type Value = Vec<Fingerprinted>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
 impl<'de> Visitor<'de> for FingerprintList<'_> {
     type Value = Vec<Fingerprinted>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -250,13 +252,6 @@ struct FingerprintItems<'m> {
     kind: &'m str,
 }
 
-impl<'de> DeserializeSeed<'de> for FingerprintItems<'_> {
-    type Value = Vec<Fingerprinted>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
 impl<'de> Visitor<'de> for FingerprintItems<'_> {
     type Value = Vec<Fingerprinted>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -282,13 +277,6 @@ impl<'de> Visitor<'de> for FingerprintItems<'_> {
 struct FingerprintItem<'m> {
     manager: &'m str,
     kind: &'m str,
-}
-
-impl<'de> DeserializeSeed<'de> for FingerprintItem<'_> {
-    type Value = Fingerprinted;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
 }
 
 impl<'de> Visitor<'de> for FingerprintItem<'_> {
@@ -350,13 +338,6 @@ impl<'de> Visitor<'de> for FingerprintItem<'_> {
 /// (each whole, or again by its set); anything else is kept whole.
 struct Owned<'o> {
     set: &'o Value,
-}
-
-impl<'de> DeserializeSeed<'de> for Owned<'_> {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
 }
 
 impl<'de> Visitor<'de> for Owned<'_> {

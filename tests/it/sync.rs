@@ -39,17 +39,7 @@ impl Sim {
     /// Runs the kubesync binary (in a blocking task, so the cluster keeps serving) with
     /// `--kubeconfig` pointing at this cluster and a clean environment.
     pub async fn kubesync(&self, args: &[&str]) -> Output {
-        let mut cmd = std::process::Command::new(kubesync_bin());
-        cmd.args(args)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .env_remove("KUBECONFIG")
-            .env("HOME", self.home.path())
-            .env("KUBESYNC_LOG", "warn")
-            .current_dir(self.home.path());
-        tokio::task::spawn_blocking(move || cmd.output().expect("kubesync runs"))
-            .await
-            .expect("join")
+        self.kubesync_logged(args, "warn").await
     }
 
     /// [`Sim::kubesync`] with `KUBESYNC_LOG` set to `log` (to read what the run did).
