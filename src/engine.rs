@@ -509,10 +509,12 @@ pub fn usable_baseline(inventory: Option<&Inventory>) -> Option<&str> {
 
 /// The managed objects, as the baseline shows them unchanged.
 struct Settled<'v> {
-    /// The desired objects (all unchanged).
+    /// The desired objects (all unchanged), in object order.
     desired: Vec<&'v ObjectId>,
     /// Managed live objects that are not desired (prune candidates).
     others: Vec<ObjectId>,
+    /// The inventory lists exactly `desired` and `others`.
+    inventoried: bool,
 }
 
 /// Whether the desired objects at `located` are all unchanged, answered from the baseline
@@ -556,10 +558,29 @@ async fn settled<'v>(
         tracing::debug!("a ConfigMap or Secret read from the cluster changed");
         return Ok(None);
     }
-    let desired: Vec<&ObjectId> = baseline.objects.keys().collect();
-    let others = apply::prune::select(desired.iter().copied(), listed.keys());
+    let others = apply::prune::select(baseline.objects.keys(), listed.keys());
+    // In object order, without a sort: the inventory's objects are ordered and, after the
+    // sync that recorded the baseline, include every desired object.
+    let inventory = view.inventory.as_ref().map(|i| &i.objects);
+    let mut desired: Vec<&ObjectId> = inventory
+        .into_iter()
+        .flatten()
+        .filter(|id| baseline.objects.contains_key(*id))
+        .collect();
+    let mut inventoried = inventory.is_some_and(|all| {
+        all.len() == desired.len() + others.len() && others.iter().all(|id| all.contains(id))
+    });
+    if desired.len() != baseline.objects.len() {
+        desired = baseline.objects.keys().collect();
+        desired.sort_unstable();
+        inventoried = false;
+    }
     tracing::debug!(objects = desired.len(), "baseline matches");
-    Ok(Some(Settled { desired, others }))
+    Ok(Some(Settled {
+        desired,
+        others,
+        inventoried,
+    }))
 }
 
 /// A sync of a located commit: answered from the baseline when it shows every object
@@ -577,8 +598,7 @@ pub async fn sync_located(
     if let Some(s) = settled(client, &view, &located, opts, deadline).await?
         && (s.others.is_empty() || !opts.prune)
     {
-        let mut desired = s.desired;
-        desired.sort_unstable();
+        let desired = s.desired;
         let changes: Vec<ChangeReport> = desired
             .iter()
             .map(|id| ChangeReport::new(id, Action::Unchanged))
@@ -599,11 +619,8 @@ pub async fn sync_located(
                 objects: BTreeSet::new(),
                 baseline: None,
             };
-            let objects = desired.iter().copied().chain(&s.others);
-            let same_objects = old.objects.len() == desired.len() + s.others.len()
-                && objects.clone().all(|id| old.objects.contains(id));
-            if !(same_objects && old.same_header(&inv)) {
-                inv.objects = objects.cloned().collect();
+            if !(s.inventoried && old.same_header(&inv)) {
+                inv.objects = desired.iter().copied().chain(&s.others).cloned().collect();
                 inv.baseline = old.baseline.clone();
                 apply::write_inventory(client, &opts.inventory_namespace, &inv, deadline).await?;
             }
