@@ -405,21 +405,31 @@ async fn kill_9_at_random_points_then_a_rerun_converges() {
     commit_generation(&repo, 1);
     let run = full_sync(&h, &repo).await;
     assert_eq!(run.code, Some(0), "{}", run.show());
+    // The kill points are drawn from within one uninterrupted generation change (its
+    // requests and its time, measured here), so that most kills land mid-sync however fast
+    // the machine and the sync are.
+    commit_generation(&repo, 2);
+    let start = total(&h.cluster.request_count());
+    let began = Instant::now();
+    let run = full_sync(&h, &repo).await;
+    assert_eq!(run.code, Some(0), "{}", run.show());
+    let span_requests = (total(&h.cluster.request_count()) - start).max(2);
+    let span_ms = (began.elapsed().as_millis() as u64).max(2);
     let mut rng = Rng::new(0x5eed_0007);
     let trials = crash_trials();
     let mut killed = 0;
     let mut by_requests = 0;
     for trial in 0..trials {
-        let n = trial + 2;
+        let n = trial + 3;
         commit_generation(&repo, n);
         let start = total(&h.cluster.request_count());
         let mut child = spawn_sync(&h, &repo, "30s");
         // Half the trials kill after N observed requests, half after N ms.
         let after_requests = trial % 2 == 0;
         let target = if after_requests {
-            rng.range(1, 40)
+            rng.range(1, span_requests - 1)
         } else {
-            rng.range(5, 400)
+            rng.range(1, span_ms - 1)
         };
         let began = Instant::now();
         let deadline = began + Duration::from_secs(30);
@@ -458,7 +468,10 @@ async fn kill_9_at_random_points_then_a_rerun_converges() {
         killed >= trials / 2,
         "only {killed} of {trials} trials were killed mid-sync"
     );
-    eprintln!("crash trials: {trials}, killed mid-sync: {killed} ({by_requests} by request count)");
+    eprintln!(
+        "crash trials: {trials}, killed mid-sync: {killed} ({by_requests} by request count; \
+         a generation change is {span_requests} requests, {span_ms} ms)"
+    );
     h.cluster.shutdown().await;
 }
 
