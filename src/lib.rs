@@ -44,6 +44,17 @@ pub fn cores() -> usize {
     })
 }
 
+/// Lower-case hex of `bytes` (digests in labels, keys and signatures).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
+
 /// Runs `work` on consecutive chunks of `items` (each at least `min_chunk` long, at most
 /// [`cores`] of them): the first on the calling thread, the others on scoped threads. The
 /// results come back in chunk order; `Err` (with the panic) when any chunk panicked.
@@ -73,6 +84,12 @@ pub fn in_chunks<T: Send, R: Send>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hex_is_lower_case_two_digits_per_byte() {
+        assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(super::hex(&[]), "");
+    }
+
     #[test]
     fn in_chunks_keeps_order_and_reports_a_panic() {
         let mut items: Vec<usize> = (0..1000).collect();

@@ -194,7 +194,7 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 
 /// Lower-case hex of bytes (for building signatures in tests and docs).
 pub fn encode_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex(bytes)
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {

@@ -56,7 +56,7 @@ pub fn key(parts: &[&str]) -> String {
         h.update([0]);
         h.update(part.as_bytes());
     }
-    hex(&h.finalize()[..16])
+    crate::hex(&h.finalize()[..16])
 }
 
 /// The fingerprint of a live object's state (an object of `kind`) as the no-op check for
@@ -92,15 +92,8 @@ pub fn config_fingerprint(body: Option<&Value>) -> String {
         return "-".into();
     };
     let mut h = Sha256::new();
-    for field in ["data", "binaryData", "stringData"] {
-        h.update(field.as_bytes());
-        h.update([0]);
-        if let Some(value) = body.get(field) {
-            h.update(crate::transform::canonical_json(value).as_bytes());
-        }
-        h.update([0]);
-    }
-    hex(&h.finalize()[..16])
+    crate::transform::hash_config_data(&mut h, body);
+    crate::hex(&h.finalize()[..16])
 }
 
 impl Baseline {
@@ -274,8 +267,8 @@ fn fingerprint_of(live: &Value, entry: &Value, owned: &Value) -> String {
             .and_then(Value::as_str)
             .unwrap_or(""),
     );
-    f.project(owned, Some(live), &mut Vec::new());
-    hex(&Sha256::digest(&f.0)[..16])
+    f.project(owned, live, &mut Vec::new());
+    crate::hex(&Sha256::digest(&f.0)[..16])
 }
 
 /// Unambiguous (tagged, length-prefixed) pieces, gathered and then hashed in one go (many
@@ -294,7 +287,7 @@ impl Feed {
 
     /// The live values at the fields of `owned` (sorted, so the server's key order does not
     /// matter), with a mark for each owned field that is absent.
-    fn project<'a>(&mut self, owned: &'a Value, live: Option<&Value>, path: &mut Vec<&'a str>) {
+    fn project<'a>(&mut self, owned: &'a Value, live: &Value, path: &mut Vec<&'a str>) {
         let Some(set) = owned.as_object() else {
             return;
         };
@@ -307,35 +300,14 @@ impl Feed {
         for (entry, children) in entries {
             self.tag(b'k');
             self.str(entry);
-            let (name, child) = if let Some(field) = entry.strip_prefix("f:") {
-                (
-                    field,
-                    live.and_then(Value::as_object).and_then(|o| o.get(field)),
-                )
-            } else if let Some(key) = entry.strip_prefix("k:") {
-                let item = match serde_json::from_str::<Value>(key) {
-                    Ok(Value::Object(key)) => live
-                        .and_then(Value::as_array)
-                        .and_then(|items| items.iter().find(|i| noop::key_matches(&key, i))),
-                    _ => None,
-                };
-                ("", item)
-            } else if let Some(value) = entry.strip_prefix("v:") {
-                let present = serde_json::from_str::<Value>(value).ok().is_some_and(|v| {
-                    live.and_then(Value::as_array)
-                        .is_some_and(|a| a.contains(&v))
-                });
-                self.tag(if present { b'+' } else { b'-' });
-                continue;
-            } else if let Some(index) = entry.strip_prefix("i:") {
-                let item = index
-                    .parse::<usize>()
-                    .ok()
-                    .and_then(|i| live.and_then(Value::as_array)?.get(i));
-                ("", item)
-            } else {
-                ("", None)
+            let child = match noop::member(entry, live) {
+                noop::Member::Present(present) => {
+                    self.tag(if present { b'+' } else { b'-' });
+                    continue;
+                }
+                noop::Member::Field(child) | noop::Member::Item(child) => child,
             };
+            let name = entry.strip_prefix("f:").unwrap_or("");
             let Some(child) = child else {
                 self.tag(b'-');
                 continue;
@@ -349,7 +321,7 @@ impl Feed {
             } else {
                 self.tag(b'>');
                 path.push(name);
-                self.project(children, Some(child), path);
+                self.project(children, child, path);
                 path.pop();
             }
         }
@@ -391,16 +363,6 @@ impl Feed {
             }
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    out
 }
 
 #[cfg(test)]

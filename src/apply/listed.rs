@@ -20,10 +20,25 @@ pub struct RawList {
 
 /// Parses a list response (JSON text) of objects managed by `manager`.
 pub fn parse(text: &str, manager: &str) -> Result<RawList, serde_json::Error> {
+    let items = read_list(
+        text,
+        Item {
+            manager,
+            metadata: false,
+        },
+    )?;
+    Ok(RawList { items })
+}
+
+/// The items of a list response, each read with `item`.
+fn read_list<'a, S: DeserializeSeed<'a> + Copy>(
+    text: &'a str,
+    item: S,
+) -> Result<Vec<S::Value>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let list = ListSeed { manager }.deserialize(&mut de)?;
+    let items = ListSeed(item).deserialize(&mut de)?;
     de.end()?;
-    Ok(list)
+    Ok(items)
 }
 
 /// A seed that hands the whole value to its own `Visitor` impl (which picks what to build).
@@ -39,66 +54,62 @@ macro_rules! seed {
 }
 
 seed!(
-    Items => Vec<Value>,
     Item => Value,
     Entries => Value,
     Entry => Option<Value>,
-    FingerprintList => Vec<Fingerprinted>,
-    FingerprintItems => Vec<Fingerprinted>,
     FingerprintItem => Fingerprinted,
     Owned => Value,
 );
 
-struct ListSeed<'m> {
-    manager: &'m str,
-}
+/// A list object: its `items`, each read with the item seed; every other field skipped.
+struct ListSeed<S>(S);
 
-impl<'de> DeserializeSeed<'de> for ListSeed<'_> {
-    type Value = RawList;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RawList, D::Error> {
+impl<'de, S: DeserializeSeed<'de> + Copy> DeserializeSeed<'de> for ListSeed<S> {
+    type Value = Vec<S::Value>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for ListSeed<'_> {
-    type Value = RawList;
+impl<'de, S: DeserializeSeed<'de> + Copy> Visitor<'de> for ListSeed<S> {
+    type Value = Vec<S::Value>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a list object")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawList, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
             if key == "items" {
-                items = map.next_value_seed(Items {
-                    manager: self.manager,
-                })?;
+                items = map.next_value_seed(Items(self.0))?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        Ok(RawList { items })
+        Ok(items)
     }
 }
 
-/// `items`: an array of objects, or null.
-struct Items<'m> {
-    manager: &'m str,
+/// `items`: an array of objects (each read with the item seed), or null.
+struct Items<S>(S);
+
+impl<'de, S: DeserializeSeed<'de> + Copy> DeserializeSeed<'de> for Items<S> {
+    type Value = Vec<S::Value>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
 }
 
-impl<'de> Visitor<'de> for Items<'_> {
-    type Value = Vec<Value>;
+impl<'de, S: DeserializeSeed<'de> + Copy> Visitor<'de> for Items<S> {
+    type Value = Vec<S::Value>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an array of objects or null")
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Vec<Value>, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(Vec::new())
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element_seed(Item {
-            manager: self.manager,
-            metadata: false,
-        })? {
+        while let Some(item) = seq.next_element_seed(self.0)? {
             out.push(item);
         }
         Ok(out)
@@ -107,6 +118,7 @@ impl<'de> Visitor<'de> for Items<'_> {
 
 /// One object (`metadata: false`): every field but `status`, its metadata read the same way
 /// with `metadata: true`: every field, with only `manager`'s entries in `managedFields`.
+#[derive(Clone, Copy)]
 struct Item<'m> {
     manager: &'m str,
     metadata: bool,
@@ -214,66 +226,12 @@ pub fn fingerprints(
     manager: &str,
     kind: &str,
 ) -> Result<Vec<Fingerprinted>, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let list = FingerprintList { manager, kind }.deserialize(&mut de)?;
-    de.end()?;
-    Ok(list)
-}
-
-struct FingerprintList<'m> {
-    manager: &'m str,
-    kind: &'m str,
-}
-
-impl<'de> Visitor<'de> for FingerprintList<'_> {
-    type Value = Vec<Fingerprinted>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "items" {
-                items = map.next_value_seed(FingerprintItems {
-                    manager: self.manager,
-                    kind: self.kind,
-                })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(items)
-    }
-}
-
-/// `items` read for fingerprints: an array of objects, or null.
-struct FingerprintItems<'m> {
-    manager: &'m str,
-    kind: &'m str,
-}
-
-impl<'de> Visitor<'de> for FingerprintItems<'_> {
-    type Value = Vec<Fingerprinted>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of objects or null")
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element_seed(FingerprintItem {
-            manager: self.manager,
-            kind: self.kind,
-        })? {
-            out.push(item);
-        }
-        Ok(out)
-    }
+    read_list(text, FingerprintItem { manager, kind })
 }
 
 /// One object, built with its metadata (as [`Item`] reads it) and the fields its owned set
 /// names. A field that comes before `metadata` (no server writes one) is kept whole.
+#[derive(Clone, Copy)]
 struct FingerprintItem<'m> {
     manager: &'m str,
     kind: &'m str,

@@ -152,41 +152,55 @@ fn owned_fields_present(owned: &Value, desired: &Value) -> bool {
         return true;
     };
     set.iter().all(|(path, children)| {
-        if path == "." {
-            return true;
-        }
-        if let Some(field) = path.strip_prefix("f:") {
-            return match desired.as_object().and_then(|o| o.get(field)) {
-                Some(child) if !child.is_null() => owned_fields_present(children, child),
+        path == "."
+            || match member(path, desired) {
+                Member::Field(Some(child)) if !child.is_null() => {
+                    owned_fields_present(children, child)
+                }
+                Member::Item(Some(item)) => owned_fields_present(children, item),
+                Member::Present(present) => present,
                 _ => false,
-            };
-        }
-        let Some(items) = desired.as_array() else {
-            return false;
-        };
-        if let Some(key) = path.strip_prefix("k:") {
-            let Ok(Value::Object(key)) = serde_json::from_str::<Value>(key) else {
-                return false;
-            };
-            return match items.iter().find(|i| key_matches(&key, i)) {
-                Some(item) => owned_fields_present(children, item),
-                None => false,
-            };
-        }
-        if let Some(value) = path.strip_prefix("v:") {
-            let Ok(value) = serde_json::from_str::<Value>(value) else {
-                return false;
-            };
-            return items.contains(&value);
-        }
-        if let Some(index) = path.strip_prefix("i:") {
-            return match index.parse::<usize>().ok().and_then(|i| items.get(i)) {
-                Some(item) => owned_fields_present(children, item),
-                None => false,
-            };
-        }
-        false
+            }
     })
+}
+
+/// What a `fieldsV1` entry names in a value.
+pub(crate) enum Member<'v> {
+    /// `f:<name>`: the field of a mapping, if there.
+    Field(Option<&'v Value>),
+    /// `k:{…}` (by key fields) or `i:<n>` (by index): the item of a list, if there; also any
+    /// entry this code does not know (never there).
+    Item(Option<&'v Value>),
+    /// `v:<json>`: whether the list (a set) holds the value.
+    Present(bool),
+}
+
+/// Resolves one `fieldsV1` entry against `value`.
+pub(crate) fn member<'v>(entry: &str, value: &'v Value) -> Member<'v> {
+    if let Some(field) = entry.strip_prefix("f:") {
+        return Member::Field(value.as_object().and_then(|o| o.get(field)));
+    }
+    let items = value.as_array();
+    if let Some(key) = entry.strip_prefix("k:") {
+        return Member::Item(match serde_json::from_str::<Value>(key) {
+            Ok(Value::Object(key)) => items.and_then(|i| i.iter().find(|i| key_matches(&key, i))),
+            _ => None,
+        });
+    }
+    if let Some(v) = entry.strip_prefix("v:") {
+        return Member::Present(
+            serde_json::from_str::<Value>(v).is_ok_and(|v| items.is_some_and(|i| i.contains(&v))),
+        );
+    }
+    if let Some(index) = entry.strip_prefix("i:") {
+        return Member::Item(
+            index
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| items.and_then(|i| i.get(n))),
+        );
+    }
+    Member::Item(None)
 }
 
 /// A `k:{...}` key matches an item when every key field is equal; a missing `protocol` in the

@@ -194,7 +194,7 @@ pub fn is_remote(url: &str) -> bool {
 /// Cache folder name for a remote URL: stable, filesystem-safe, and distinct per URL.
 pub fn cache_key(url: &str) -> String {
     let digest = Sha256::digest(url.as_bytes());
-    digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+    crate::hex(&digest[..12])
 }
 
 impl Repo {

@@ -224,21 +224,23 @@ impl<'a> ConfigIndex<'a> {
             hasher.update([0]);
             hasher.update(object.id.name.as_bytes());
             hasher.update([0]);
-            for field in ["data", "binaryData", "stringData"] {
-                hasher.update(field.as_bytes());
-                hasher.update([0]);
-                if let Some(value) = object.body.get(field) {
-                    hasher.update(canonical_json(value).as_bytes());
-                }
-                hasher.update([0]);
-            }
+            hash_config_data(&mut hasher, &object.body);
         }
-        let hash: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hash = crate::hex(&hasher.finalize());
         Some((hash, found.iter().map(|o| o.id.clone()).collect()))
+    }
+}
+
+/// Feeds a ConfigMap's or Secret's data (`data`, `binaryData`, `stringData`, each canonical
+/// and delimited) to `hasher`.
+pub fn hash_config_data(hasher: &mut Sha256, body: &Value) {
+    for field in ["data", "binaryData", "stringData"] {
+        hasher.update(field.as_bytes());
+        hasher.update([0]);
+        if let Some(value) = body.get(field) {
+            hasher.update(canonical_json(value).as_bytes());
+        }
+        hasher.update([0]);
     }
 }
 

@@ -23,6 +23,18 @@ async fn sync(sim: &Sim, repo: &str) -> (Output, serde_json::Value) {
     (out, doc)
 }
 
+/// The source's inventory ConfigMap.
+async fn read_inventory(sim: &Sim) -> serde_json::Value {
+    sim.get(
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        "kubesync-inventory-default",
+    )
+    .await
+    .expect("inventory")
+}
+
 fn answered_by_baseline(out: &Output) -> bool {
     let log = stderr(out);
     log.contains("baseline matches") && !log.contains("git read")
@@ -46,15 +58,7 @@ async fn a_resync_answers_from_the_baseline_and_drift_still_gets_corrected() {
     );
     let (out, _) = sync(&sim, &repo_path).await;
     assert!(!answered_by_baseline(&out), "{}", stderr(&out));
-    let inventory = sim
-        .get(
-            "v1",
-            "ConfigMap",
-            "configmaps",
-            "kubesync-inventory-default",
-        )
-        .await
-        .expect("inventory");
+    let inventory = read_inventory(&sim).await;
     let baseline = inventory["data"]["baseline"].as_str().unwrap_or_default();
     assert!(baseline.starts_with("key "), "{inventory}");
     assert_eq!(baseline.matches("\nobject ").count(), 4, "{baseline}");
@@ -176,15 +180,7 @@ async fn a_resync_answers_from_the_baseline_and_drift_still_gets_corrected() {
     let (out, doc) = sync(&sim, &repo_path).await;
     assert!(answered_by_baseline(&out), "{}", stderr(&out));
     assert_eq!(doc["commit"], outside);
-    let inventory = sim
-        .get(
-            "v1",
-            "ConfigMap",
-            "configmaps",
-            "kubesync-inventory-default",
-        )
-        .await
-        .expect("inventory");
+    let inventory = read_inventory(&sim).await;
     assert_eq!(inventory["data"]["commit"], outside);
 
     // Another commit changes a manifest: the full path, with the change applied.
